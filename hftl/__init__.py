@@ -1,0 +1,33 @@
+"""hftl: transfer learning on the Hugging Face stack, offline-first.
+
+Example:
+    >>> from hftl import finetune
+    >>> result = finetune(dataset="bbc-news", method="lora", output_dir="outputs/lora")
+    >>> result.metrics["test_accuracy"]
+"""
+
+from .api import FinetuneResult, finetune
+from .cli import run_cli
+from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
+from .errors import ConfigError, DataError, DatasetNotFoundError, HftlError, ModelNotFoundError
+from .parser import HftlArgumentParser, make_parser
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DataArguments",
+    "DataError",
+    "DatasetNotFoundError",
+    "FinetuneResult",
+    "HftlArgumentParser",
+    "HftlError",
+    "HftlTrainingArguments",
+    "MethodArguments",
+    "ModelArguments",
+    "ModelNotFoundError",
+    "finetune",
+    "make_parser",
+    "run_cli",
+]
+

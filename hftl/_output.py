@@ -1,0 +1,78 @@
+"""The output directory: choosing it safely, and the files hftl writes beside the model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from ._log import log
+from .config import HftlTrainingArguments
+from .errors import ConfigError
+
+__all__ = ["prepare_output_dir", "write_run_files", "CONFIG_FILE", "RESULTS_FILE", "REPORT_FILE"]
+
+CONFIG_FILE = "hftl_config.yaml"
+RESULTS_FILE = "all_results.json"
+REPORT_FILE = "test_report.json"
+_FINISHED_MARKERS = (RESULTS_FILE, "model.safetensors", "adapter")
+
+
+def prepare_output_dir(training_args: HftlTrainingArguments, method: str, resuming: bool) -> str:
+    """Set ``training_args.output_dir``: the user's folder (never one holding a finished run unless
+    ``--overwrite_output_dir``), or a fresh ``outputs/<timestamp>-<method>``."""
+    if training_args.output_dir is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        candidate = Path("outputs") / f"{stamp}-{method}"
+        suffix = 1
+        while candidate.exists():
+            suffix += 1
+            candidate = Path("outputs") / f"{stamp}-{method}-{suffix}"
+        path = str(candidate)
+        if training_args.world_size > 1:  # every process must agree on the folder
+            from accelerate.utils import broadcast_object_list
+
+            path = broadcast_object_list([path])[0]
+        training_args.output_dir = path
+        log(f"output_dir: {path}")
+        return path
+    folder = Path(training_args.output_dir)
+    finished = [name for name in _FINISHED_MARKERS if (folder / name).exists()]
+    if finished and not resuming and not training_args.overwrite_output_dir:
+        raise ConfigError(
+            f"--output_dir {folder} already holds a finished run ({finished[0]}); pass a new --output_dir, "
+            "or --overwrite_output_dir to replace it."
+        )
+    return str(folder)
+
+
+def _config_values(arguments: tuple) -> dict:
+    """The options as a flat ``--config`` YAML mapping; training options only where they differ from
+    hftl's defaults (so the file stays readable and still reruns the same job)."""
+    values: dict = {}
+    for instance in arguments:
+        if isinstance(instance, HftlTrainingArguments):
+            current = instance.to_dict()
+            defaults = HftlTrainingArguments(output_dir=instance.output_dir).to_dict()
+            init_fields = {f.name for f in dataclasses.fields(instance) if f.init}
+            for key, value in current.items():
+                if key in init_fields and "token" not in key and value != defaults.get(key):
+                    values[key] = value
+            values["output_dir"] = instance.output_dir
+        else:
+            values.update({f.name: getattr(instance, f.name) for f in dataclasses.fields(instance)})
+    return values
+
+
+def write_run_files(output_dir: str | Path, metrics: dict, report: dict, arguments: tuple) -> None:
+    """``all_results.json`` (as HF examples write it), the per-class test report, and the resolved
+    config as YAML (rerun with ``--config``)."""
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RESULTS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    (folder / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    header = f"# The resolved hftl options of this run. Rerun: --config {CONFIG_FILE} --output_dir NEW_DIR\n"
+    (folder / CONFIG_FILE).write_text(header + yaml.safe_dump(_config_values(arguments), sort_keys=False))

@@ -1,0 +1,202 @@
+"""``finetune()``: resolve, check, build, train, evaluate, save."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from ._log import log
+from ._output import prepare_output_dir, write_run_files
+from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
+from .data import LabelSpace, prepare_data
+from .errors import ConfigError
+from .methods import count_parameters, get_method
+from .metrics import argmax_logits, compute_classification_metrics, per_class_report
+from .parser import ARGUMENT_CLASSES, build_dataclass, did_you_mean, make_parser
+from .resolve import resolve_model
+from .tasks import get_task
+from .trainer import HftlTrainer
+
+__all__ = ["finetune", "FinetuneResult"]
+
+
+@dataclass
+class FinetuneResult:
+    """What :func:`finetune` returns.
+
+    Args:
+        metrics: Everything written to ``all_results.json`` (``train_*``, ``eval_*``, ``test_*``,
+            ``trainable_params``, ``all_params``).
+        output_dir: Where the model, metrics and config were saved.
+        trainer: The ``transformers.Trainer`` used, for further evaluation or prediction.
+        labels: The class names in id order.
+        report: scikit-learn's per-class report on the test split, as text.
+    """
+
+    metrics: dict[str, Any]
+    output_dir: Path
+    trainer: Trainer
+    labels: LabelSpace
+    report: str = ""
+
+    def table(self) -> str:
+        """A small table of the headline metrics: test accuracy and macro-F1, sizes and training time."""
+        keys = ("test_accuracy", "test_macro_f1", "test_loss", "test_samples", "train_samples", "train_runtime")
+        rows = [(key, self.metrics[key]) for key in keys if key in self.metrics]
+        rows.append(("trainable_params", f"{self.metrics['trainable_params']:,} ({self.metrics['trainable_fraction']:.2%})"))
+        width = max(len(key) for key, _ in rows)
+        return "\n".join(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}" for key, value in rows)
+
+
+def _collect_arguments(dataclass_args: dict, options: dict) -> tuple:
+    """Merge dataclass instances, a YAML config and keyword options (in rising precedence)."""
+    config_file = options.pop("config", None)
+    values: dict[str, Any] = make_parser().read_config(config_file) if config_file else {}
+    field_owner = {f.name: cls for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls) if f.init}
+    for name in options:
+        if name not in field_owner:
+            raise ConfigError(
+                f"finetune() got an unknown option '{name}'.{did_you_mean(name, list(field_owner))} "
+                "Options are the fields of ModelArguments, DataArguments, MethodArguments and TrainingArguments."
+            )
+    values.update(options)
+    built = []
+    for cls, given in zip(ARGUMENT_CLASSES, dataclass_args.values(), strict=True):
+        own = {name: value for name, value in values.items() if field_owner[name] is cls}
+        if given is not None:
+            if own:
+                given = build_dataclass(cls, {**_init_values(given), **own})
+            built.append(given)
+        else:
+            built.append(build_dataclass(cls, own))
+    return tuple(built)
+
+
+def _init_values(instance) -> dict:
+    return {f.name: getattr(instance, f.name) for f in dataclasses.fields(instance) if f.init}
+
+
+def finetune(
+    model_args: ModelArguments | None = None,
+    data_args: DataArguments | None = None,
+    method_args: MethodArguments | None = None,
+    training_args: HftlTrainingArguments | None = None,
+    *,
+    callbacks: list[TrainerCallback] | None = None,
+    **options: Any,
+) -> FinetuneResult:
+    """Adapt a pretrained model to labelled data and save it; return metrics and paths.
+
+    Every option of the command line is a keyword argument here (any ``TrainingArguments`` field
+    included), and ``config="file.yaml"`` reads a YAML config first; keywords override it.
+    ``callbacks`` go to the Trainer (e.g. ``EarlyStoppingCallback``).
+
+    Example:
+        >>> result = finetune(model="sentence-transformers/all-MiniLM-L6-v2", dataset="bbc-news",
+        ...                   method="lora", output_dir="out/lora")
+        >>> result.metrics["test_accuracy"]
+    """
+    model_args, data_args, method_args, training_args = _collect_arguments(
+        {"model": model_args, "data": data_args, "method": method_args, "training": training_args}, options
+    )
+    # --- pre-flight: every check that needs no model weights ------------------------------------
+    task = get_task(model_args.task)
+    method = get_method(method_args.method)
+    resume = _resume_checkpoint(training_args)
+    resolved = resolve_model(model_args.model, model_args.revision)
+    log(f"model: {model_args.model} ({resolved.source})")
+    data = prepare_data(data_args, task)
+    processor = task.load_processor(resolved.path, model_args)
+    config = task.load_config(resolved.path, data.labels, model_args)
+    method.preflight(task.model_skeleton(config, model_args), None, method_args)
+    max_length = _resolve_auto_settings(task, method, data, data_args, training_args, processor, config)
+    output_dir = prepare_output_dir(training_args, method.name, resuming=resume is not None)
+
+    # --- compute --------------------------------------------------------------------------------
+    tokenized = task.preprocess(data.splits, processor, data.input_columns, max_length)
+    model, head = task.build_model(resolved.path, data.labels, model_args)
+    model = method.prepare(model, head, method_args, resolved.hub_id or resolved.path)
+    trainable, total = count_parameters(model)
+    log(f"method {method.name}: {method.summary}; trainable parameters {trainable:,} of {total:,} ({trainable / total:.2%})")
+    on_accelerator = training_args.device.type not in ("cpu", "mps")
+    trainer = HftlTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        processing_class=processor,
+        data_collator=task.collator(processor, pad_to_multiple_of=8 if on_accelerator else None),
+        compute_metrics=compute_classification_metrics,
+        preprocess_logits_for_metrics=argmax_logits,
+        callbacks=callbacks,
+    )
+    train_result = trainer.train(resume_from_checkpoint=resume)
+    metrics: dict[str, Any] = {**train_result.metrics, "train_samples": len(tokenized["train"])}
+    metrics.update(trainer.evaluate())
+    metrics["eval_samples"] = len(tokenized["validation"])
+    test = trainer.predict(tokenized["test"], metric_key_prefix="test")
+    metrics.update(test.metrics)
+    metrics.update(test_samples=len(tokenized["test"]), trainable_params=trainable, all_params=total)
+    metrics["trainable_fraction"] = trainable / total
+    report, report_table = per_class_report(test.predictions, test.label_ids, data.labels.names)
+    log(f"per-class report on the test split:\n{report}")
+
+    method.save(trainer, output_dir, processor, method_args)
+    if trainer.is_world_process_zero():
+        write_run_files(
+            output_dir,
+            metrics=metrics,
+            report=report_table,
+            arguments=(model_args, data_args, method_args, training_args),
+        )
+    log(f"saved to {output_dir}")
+    return FinetuneResult(metrics=metrics, output_dir=Path(output_dir), trainer=trainer, labels=data.labels, report=report)
+
+
+def _resume_checkpoint(training_args: HftlTrainingArguments) -> str | None:
+    """``--resume_from_checkpoint``: a checkpoint folder, or ``auto`` for the newest in output_dir."""
+    value = training_args.resume_from_checkpoint
+    if not value:
+        return None
+    if value == "auto":
+        if not training_args.output_dir or not Path(training_args.output_dir).is_dir():
+            raise ConfigError("--resume_from_checkpoint auto needs --output_dir pointing at the interrupted run.")
+        last = get_last_checkpoint(training_args.output_dir)
+        if last is None:
+            log(f"no checkpoint in {training_args.output_dir}: starting from the beginning")
+        return last
+    if not Path(value).is_dir():
+        raise ConfigError(f"--resume_from_checkpoint '{value}' is not a directory; pass a checkpoint-<step> folder or auto.")
+    return value
+
+
+def _resolve_auto_settings(task, method, data, data_args, training_args, processor, config) -> int | None:
+    """Fill the options left on auto; print one line saying what was chosen and why."""
+    chosen = []
+    model_limit = task.max_length(processor, config)
+    max_length = data_args.max_length
+    if max_length is None:
+        tuned = data.tuned.get("max_length")
+        max_length = tuned or model_limit
+        chosen.append(f"max_length={max_length} ({'tuned for ' + data_args.dataset if tuned else 'the model maximum'})")
+    elif model_limit is not None and max_length > model_limit:
+        chosen.append(f"max_length={model_limit} (the model maximum; {max_length} was asked)")
+        max_length = model_limit
+    if training_args.learning_rate is None:
+        tuned = data.tuned.get("learning_rate", {}).get(method.name)
+        training_args.learning_rate = tuned or method.default_learning_rate
+        why = f"tuned for {data_args.dataset}" if tuned else f"the {method.name} default"
+        chosen.append(f"learning_rate={training_args.learning_rate:g} ({why})")
+    if training_args.num_train_epochs is None:
+        tuned = data.tuned.get("num_train_epochs")
+        training_args.num_train_epochs = float(tuned or 3)
+        chosen.append(f"num_train_epochs={training_args.num_train_epochs:g} ({'tuned for ' + data_args.dataset if tuned else 'default'})")
+    if chosen:
+        log("auto settings: " + ", ".join(chosen))
+    data_args.max_length = max_length  # so the saved config reruns with the same length
+    return max_length

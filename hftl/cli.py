@@ -1,0 +1,23 @@
+"""Running a recipe from the command line: bad input becomes one line and exit status 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from ._log import is_main_process
+from .errors import HftlError
+from .parser import HftlArgumentParser
+
+__all__ = ["run_cli"]
+
+
+def run_cli(main: Callable, parser: HftlArgumentParser, args: Sequence[str] | None = None) -> None:
+    """Parse ``args`` (default ``sys.argv[1:]``), call ``main(*dataclasses)``, and turn an
+    :class:`hftl.HftlError` into ``hftl: error: ...`` on stderr and exit status 2, with no traceback."""
+    try:
+        main(*parser.parse(args))
+    except HftlError as error:
+        if is_main_process():
+            print(f"hftl: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,115 @@
+"""Loading raw data: a built-in name, local files (or a folder of them), or a Hub dataset id."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from datasets import DatasetDict, load_dataset
+
+from ..errors import DatasetNotFoundError
+from ..resolve import hub_status
+from .builtin import builtin_datasets, load_builtin
+
+__all__ = ["load_raw_dataset", "FILE_FORMATS"]
+
+# file suffix -> datasets builder (and its extra arguments)
+FILE_FORMATS = {
+    ".csv": ("csv", {}),
+    ".tsv": ("csv", {"delimiter": "\t"}),
+    ".json": ("json", {}),
+    ".jsonl": ("json", {}),
+    ".parquet": ("parquet", {}),
+}
+SPLIT_FILE_STEMS = {
+    "train": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "test": "test",
+}
+
+
+def _load_files(data_files: dict[str, str]) -> DatasetDict:
+    suffixes = {Path(path).suffix.lower() for path in data_files.values()}
+    if len(suffixes) != 1:
+        raise DatasetNotFoundError(
+            f"Split files mix formats ({', '.join(sorted(suffixes))}); use one format for all splits."
+        )
+    builder, options = FILE_FORMATS[suffixes.pop()]
+    try:
+        return load_dataset(builder, data_files=data_files, **options)
+    except Exception as exc:  # noqa: BLE001 - pandas/arrow parse errors come in many types
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatasetNotFoundError(
+            f"Could not read {', '.join(data_files.values())}: {first_line}. Check the file is valid {builder}."
+        ) from None
+
+
+def _load_folder(folder: Path) -> DatasetDict:
+    data_files = {}
+    for file in sorted(folder.iterdir()):
+        split = SPLIT_FILE_STEMS.get(file.stem.lower())
+        if split and file.suffix.lower() in FILE_FORMATS:
+            if split in data_files:
+                raise DatasetNotFoundError(
+                    f"Folder '{folder}' has two files for the {split} split ({Path(data_files[split]).name}, "
+                    f"{file.name}); keep one."
+                )
+            data_files[split] = str(file)
+    if "train" not in data_files:
+        raise DatasetNotFoundError(
+            f"Folder '{folder}' has no train file; name the files train.csv / validation.csv / test.csv "
+            f"(or .json, .jsonl, .parquet, .tsv)."
+        )
+    return _load_files(data_files)
+
+
+def _load_hub(name: str, config: str | None) -> DatasetDict:
+    status = hub_status()
+    known = ", ".join(sorted(builtin_datasets()))
+    if status != "reachable":
+        raise DatasetNotFoundError(
+            f"Dataset '{name}' is not a local file or folder, not a built-in dataset ({known}), and "
+            f"{status}, so it cannot be loaded from the Hub. Pass a CSV/JSON/JSONL/parquet file or a built-in name."
+        )
+    try:
+        loaded = load_dataset(name, config)
+    except Exception as exc:  # noqa: BLE001 - datasets raises many types for a missing repo/config
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatasetNotFoundError(
+            f"Dataset '{name}' could not be loaded from the Hub: {first_line}. Check the id and "
+            "--dataset_config, or pass a local file."
+        ) from None
+    if not isinstance(loaded, DatasetDict):
+        loaded = DatasetDict(train=loaded)
+    return loaded
+
+
+def load_raw_dataset(name: str, config: str | None = None) -> tuple[DatasetDict, str]:
+    """Load ``name`` as a ``DatasetDict`` of raw splits, plus a short description of its source.
+
+    Looks, in order, for a built-in dataset, a local file or folder, then a Hub dataset id. Split names
+    ``valid``/``val``/``dev`` are renamed ``validation``.
+    """
+    if name in builtin_datasets():
+        return load_builtin(name), f"built-in dataset {name}"
+    path = Path(os.path.expanduser(name))
+    if path.is_dir():
+        splits, source = _load_folder(path), f"folder {path}"
+    elif path.is_file():
+        if path.suffix.lower() not in FILE_FORMATS:
+            raise DatasetNotFoundError(
+                f"Dataset file '{name}' has an unsupported suffix; use one of {', '.join(FILE_FORMATS)}."
+            )
+        splits, source = _load_files({"train": str(path)}), f"file {path}"
+    elif path.suffix.lower() in FILE_FORMATS or name.startswith((".", "/", "~")):
+        raise DatasetNotFoundError(f"Dataset file '{name}' does not exist; check the path.")
+    else:
+        splits, source = _load_hub(name, config), f"Hub dataset {name}"
+    for old in list(splits):
+        new = SPLIT_FILE_STEMS.get(old.lower(), old)
+        if new != old and new not in splits:
+            splits[new] = splits.pop(old)
+    return splits, source

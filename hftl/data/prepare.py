@@ -1,0 +1,126 @@
+"""From a ``--dataset`` value to validated train/validation/test splits with integer labels.
+
+Everything here runs before a model is built, so bad data costs one line, not a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from datasets import Dataset, DatasetDict
+
+from .._log import log
+from ..config import DataArguments
+from ..errors import DataError
+from .builtin import builtin_datasets
+from .columns import find_label_column
+from .labels import LabelSpace, build_label_space, encode_labels, is_unlabelled
+from .loading import load_raw_dataset
+
+__all__ = ["PreparedData", "prepare_data"]
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class PreparedData:
+    """Validated splits, ready for a task's preprocessing.
+
+    Args:
+        splits: ``train``/``validation``/``test``, each with the input columns and an integer ``labels``.
+        labels: The class names in id order.
+        input_columns: The columns the task turns into model inputs (e.g. one text column or a pair).
+        source: Where the data came from, for logs and the saved config.
+        tuned: Settings a built-in dataset was tuned with (empty for other data).
+    """
+
+    splits: DatasetDict
+    labels: LabelSpace
+    input_columns: list[str]
+    source: str
+    tuned: dict = field(default_factory=dict)
+
+
+def _carve(train: Dataset, size: float, seed: int) -> tuple[Dataset, Dataset]:
+    try:
+        parts = train.train_test_split(test_size=size, seed=seed, stratify_by_column="labels")
+    except ValueError:  # a class with a single example cannot be stratified
+        parts = train.train_test_split(test_size=size, seed=seed)
+    return parts["train"], parts["test"]
+
+
+def _cap(split: Dataset, limit: int | None, seed: int) -> Dataset:
+    if limit is None or limit >= len(split):
+        return split
+    return split.shuffle(seed=seed).select(range(limit)).flatten_indices()
+
+
+def prepare_data(data_args: DataArguments, task) -> PreparedData:
+    """Load, check and split the data named by ``data_args``.
+
+    Args:
+        data_args: The data options.
+        task: The :class:`hftl.tasks.Task`; it names the input columns and checks their values.
+    """
+    raw, source = load_raw_dataset(data_args.dataset, data_args.dataset_config)
+    if "train" not in raw:
+        raise DataError(
+            f"{source} has no train split (splits: {', '.join(raw) or 'none'}); provide one named 'train'."
+        )
+    train = raw["train"]
+    if len(train) == 0:
+        raise DataError(f"The train split of {source} is empty; it needs labelled examples.")
+    label_column = find_label_column(train, data_args.label_column)
+    input_columns = task.find_inputs(train, label_column, data_args)
+    wanted = [*input_columns, label_column]
+
+    splits = {}
+    for name in SPLITS:
+        if name not in raw:
+            continue
+        split = raw[name]
+        missing = [column for column in wanted if column not in split.column_names]
+        if missing:
+            raise DataError(
+                f"The {name} split lacks column(s) {', '.join(missing)} that train has; its columns are: "
+                f"{', '.join(split.column_names)}."
+            )
+        if name != "train" and is_unlabelled(split, label_column):
+            log(f"the {name} split has no labels (all missing or -1): carving a labelled one from train instead")
+            continue
+        splits[name] = split.select_columns(wanted)
+        task.check_inputs(name, splits[name], input_columns)
+
+    labels = build_label_space(splits["train"], label_column)
+    splits = {name: encode_labels(split, name, label_column, labels) for name, split in splits.items()}
+    carved = []
+    if "test" not in splits:
+        splits["train"], splits["test"] = _carve(splits["train"], data_args.test_split_size, data_args.split_seed)
+        carved.append(f"test {data_args.test_split_size:.0%}")
+    if "validation" not in splits:
+        splits["train"], splits["validation"] = _carve(
+            splits["train"], data_args.validation_split_size, data_args.split_seed
+        )
+        carved.append(f"validation {data_args.validation_split_size:.0%}")
+    splits["train"] = _cap(splits["train"], data_args.max_train_samples, data_args.split_seed)
+    splits["validation"] = _cap(splits["validation"], data_args.max_eval_samples, data_args.split_seed)
+    splits["test"] = _cap(splits["test"], data_args.max_test_samples, data_args.split_seed)
+    for name in SPLITS:
+        if len(splits[name]) == 0:
+            raise DataError(
+                f"The {name} split of {source} has no rows; add examples to it, or remove it so hftl "
+                "carves one from train."
+            )
+
+    sizes = " / ".join(f"{name} {len(splits[name])}" for name in SPLITS)
+    note = f" (carved from train with split_seed {data_args.split_seed}: {', '.join(carved)})" if carved else ""
+    log(f"data: {source}: {sizes}{note}; inputs {', '.join(input_columns)}, label '{label_column}'")
+    log(f"labels ({len(labels)}): {', '.join(labels.names[:20])}{' ...' if len(labels) > 20 else ''}")
+    spec = builtin_datasets().get(data_args.dataset)
+    return PreparedData(
+        splits=DatasetDict({name: splits[name] for name in SPLITS}),
+        labels=labels,
+        input_columns=input_columns,
+        source=source,
+        tuned=dict(spec.tuned) if spec else {},
+    )

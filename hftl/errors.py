@@ -1,0 +1,29 @@
+"""hftl's exceptions: each carries one actionable line (what is wrong, how to fix it)."""
+
+from __future__ import annotations
+
+__all__ = ["HftlError", "ConfigError", "DataError", "ModelNotFoundError", "DatasetNotFoundError"]
+
+
+class HftlError(ValueError):
+    """Base class for every error hftl raises on bad input.
+
+    The message is a single line saying what is wrong and how to fix it. Recipes print it
+    without a traceback and exit with status 2.
+    """
+
+
+class ConfigError(HftlError):
+    """An option, a YAML key or a combination of options is invalid."""
+
+
+class DataError(HftlError):
+    """The dataset is unusable: missing or ambiguous columns, bad labels, empty splits."""
+
+
+class ModelNotFoundError(HftlError):
+    """A model id or path could not be resolved locally, from an installed copy or from the Hub."""
+
+
+class DatasetNotFoundError(DataError):
+    """A dataset name, file or Hub id could not be found or loaded."""

@@ -1,0 +1,32 @@
+"""Linear probe: the pretrained backbone is frozen and only the new head trains."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from ._base import Method
+
+__all__ = ["LinearProbe"]
+
+
+class LinearProbe(Method):
+    """Freeze the backbone; train only the head modules (those the checkpoint did not provide).
+
+    Frozen parameters get ``requires_grad=False``, so the optimizer never sees them and no gradient
+    memory is spent on them.
+    """
+
+    name = "linear-probe"
+    default_learning_rate = 5e-3
+    summary = "backbone frozen, only the classification head trains"
+
+    def prepare(self, model, head, method_args, base_model_id):
+        if not head:
+            raise ConfigError(
+                "linear-probe found no head module to train in this model; use --method full or lora."
+            )
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        for module_name in head:
+            for parameter in model.get_submodule(module_name).parameters():
+                parameter.requires_grad_(True)
+        return model

@@ -1,0 +1,118 @@
+"""Command-line and YAML parsing: dataclass default < YAML (``--config``) < command-line flag."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser
+
+from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
+from .errors import ConfigError
+
+__all__ = ["HftlArgumentParser", "make_parser"]
+
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, MethodArguments, HftlTrainingArguments)
+
+
+def did_you_mean(name: str, known: Sequence[str], prefix: str = "") -> str:
+    """`` Did you mean 'x'?`` for the closest known name, or an empty string."""
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" Did you mean '{prefix}{close[0]}'?" if close else ""
+
+
+class HftlArgumentParser(HfArgumentParser):
+    """``HfArgumentParser`` that reads ``--config file.yaml`` and reports bad input in one line.
+
+    YAML keys become the parser's defaults, so flags given on the command line still win. Unknown
+    flags, unknown YAML keys and malformed values raise :class:`hftl.errors.ConfigError` instead of
+    printing usage and exiting.
+
+    Args:
+        dataclass_types: The argument dataclasses to fill (hftl's four by default).
+
+    Example:
+        >>> parser = make_parser()
+        >>> model_args, data_args, method_args, training_args = parser.parse(["--method", "lora"])
+    """
+
+    def __init__(self, dataclass_types=ARGUMENT_CLASSES, **kwargs):
+        super().__init__(dataclass_types, **kwargs)
+        self.add_argument(
+            "--config",
+            type=str,
+            default=None,
+            help="YAML file of option values; flags given on the command line override it.",
+        )
+
+    def error(self, message: str):  # argparse's hook: raise instead of printing usage and exiting
+        raise ConfigError(f"{message}. Run with --help to see every option.")
+
+    def option_names(self) -> list[str]:
+        return [action.dest for action in self._actions if action.dest not in ("help", "config")]
+
+    def parse(self, args: Sequence[str] | None = None) -> tuple:
+        """Parse ``args`` (default ``sys.argv[1:]``) into the dataclasses, applying ``--config`` first."""
+        args = list(sys.argv[1:] if args is None else args)
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--config", default=None)
+        known, _ = pre.parse_known_args(args)
+        if known.config:
+            self.set_defaults(**self.read_config(known.config))
+        namespace, unknown = self.parse_known_args(args)
+        if unknown:
+            flag = next((item for item in unknown if item.startswith("-")), unknown[0])
+            hint = did_you_mean(flag.lstrip("-").split("=")[0], self.option_names(), prefix="--")
+            raise ConfigError(f"Unrecognised argument '{flag}'.{hint} Run with --help to see every option.")
+        del namespace.config
+        return self._to_dataclasses(namespace)
+
+    def read_config(self, path: str) -> dict:
+        """Read a YAML config into ``{option: value}``, refusing keys no dataclass has."""
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"Config file '{path}' does not exist; pass the path of a YAML file to --config.")
+        try:
+            values = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            where = f" (line {line + 1})" if line is not None else ""
+            raise ConfigError(f"Config file '{path}' is not valid YAML{where}; fix the syntax.") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"Config file '{path}' must be a mapping of option: value.")
+        known = self.option_names()
+        for key in values:
+            if key not in known:
+                raise ConfigError(
+                    f"Unknown key '{key}' in config file '{path}'.{did_you_mean(str(key), known)} "
+                    "Keys are the command-line option names without dashes."
+                )
+        return values
+
+    def _to_dataclasses(self, namespace: argparse.Namespace) -> tuple:
+        values = vars(namespace)
+        return tuple(
+            build_dataclass(dtype, {f.name: values[f.name] for f in dataclasses.fields(dtype) if f.init})
+            for dtype in self.dataclass_types
+        )
+
+
+def build_dataclass(dtype, values: dict):
+    """``dtype(**values)``, turning a stock ``ValueError`` from validation into a one-line ConfigError."""
+    try:
+        return dtype(**values)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"Invalid {dtype.__name__}: {first_line}") from None
+
+
+def make_parser() -> HftlArgumentParser:
+    """The parser for hftl's four argument dataclasses plus ``--config``."""
+    return HftlArgumentParser(ARGUMENT_CLASSES)

@@ -1,0 +1,69 @@
+"""Text classification: single texts or sentence pairs, with any AutoModelForSequenceClassification."""
+
+from __future__ import annotations
+
+from datasets import Dataset, DatasetDict
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, PretrainedConfig
+
+from ..config import DataArguments, ModelArguments
+from ..data.columns import find_text_columns
+from ..errors import DataError
+from ._base import Task
+
+__all__ = ["TextClassification"]
+
+# Tokenizers without a declared limit report this sentinel (int(1e30)).
+_UNSET_LENGTH = 1_000_000
+
+
+class TextClassification(Task):
+    """Sequence classification of one text column or a pair of columns.
+
+    Tokenisation is batched and cached by ``datasets``; it truncates to ``max_length`` and leaves
+    padding to the collator, which pads each batch to its own longest example.
+    """
+
+    name = "text-classification"
+    pipeline_tag = "text-classification"
+    auto_model_class = AutoModelForSequenceClassification
+
+    def find_inputs(self, train: Dataset, label_column: str, data_args: DataArguments) -> list[str]:
+        return find_text_columns(train, data_args.text_columns, label_column)
+
+    def check_inputs(self, split_name: str, split: Dataset, input_columns: list[str]) -> None:
+        for column in input_columns:
+            empty = sum(1 for value in split[column] if value is None)
+            if empty:
+                raise DataError(
+                    f"{empty} rows of the {split_name} split have no text in column '{column}'; drop or fill them."
+                )
+            if not isinstance(split[0][column], str):
+                raise DataError(
+                    f"Text column '{column}' holds {type(split[0][column]).__name__} values, not text; "
+                    "pass the right column with --text_column."
+                )
+
+    def load_processor(self, path: str, model_args: ModelArguments):
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, revision=model_args.revision, trust_remote_code=model_args.trust_remote_code
+        )
+        if tokenizer.pad_token is None and tokenizer.eos_token is not None:  # GPT-style tokenizers
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+
+    def max_length(self, processor, config: PretrainedConfig) -> int | None:
+        limits = [processor.model_max_length] if processor.model_max_length < _UNSET_LENGTH else []
+        positions = getattr(config, "max_position_embeddings", None)
+        if positions:
+            limits.append(positions)
+        return min(limits) if limits else 512
+
+    def preprocess(self, data: DatasetDict, processor, input_columns: list[str], max_length: int | None) -> DatasetDict:
+        def tokenize(batch):
+            texts = [batch[column] for column in input_columns]
+            return processor(*texts, truncation=True, max_length=max_length)
+
+        return data.map(tokenize, batched=True, remove_columns=input_columns, desc="tokenising")
+
+    def collator(self, processor, pad_to_multiple_of: int | None):
+        return DataCollatorWithPadding(processor, pad_to_multiple_of=pad_to_multiple_of)

@@ -1,0 +1,106 @@
+"""Each method trains exactly the parameters it should, and saves what it should."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
+
+from hftl import finetune
+
+
+class Snapshot(TrainerCallback):
+    """Parameter values at the start of training, by name."""
+
+    def __init__(self):
+        self.before: dict[str, torch.Tensor] = {}
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.before = {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def changed(snapshot: Snapshot, model) -> dict[str, bool]:
+    return {name: not torch.equal(snapshot.before[name], p.detach()) for name, p in model.named_parameters()}
+
+
+def test_full_trains_every_parameter(tiny_options):
+    snapshot = Snapshot()
+    result = finetune(method="full", callbacks=[snapshot], learning_rate=1e-2, **tiny_options)
+    moved = changed(snapshot, result.trainer.model)
+    # word embeddings only get gradients for tokens seen; every other tensor must move
+    stale = [name for name, did in moved.items() if not did and "word_embeddings" not in name]
+    assert not stale
+    assert result.metrics["trainable_params"] == result.metrics["all_params"]
+
+
+def test_linear_probe_trains_only_the_head(tiny_options):
+    snapshot = Snapshot()
+    result = finetune(method="linear-probe", callbacks=[snapshot], **tiny_options)
+    moved = changed(snapshot, result.trainer.model)
+    assert moved["classifier.weight"] and moved["classifier.bias"]
+    assert not any(did for name, did in moved.items() if not name.startswith("classifier."))
+    frozen = [name for name, p in result.trainer.model.named_parameters() if not p.requires_grad]
+    assert frozen and all(not name.startswith("classifier.") for name in frozen)
+    assert result.metrics["trainable_params"] == 32 * 3 + 3
+
+
+def test_lora_trains_adapters_and_head_and_saves_both(tiny_options, tiny_bert_dir):
+    snapshot = Snapshot()
+    result = finetune(method="lora", callbacks=[snapshot], learning_rate=1e-2, **tiny_options)
+    out = result.output_dir
+    base_state = load_file(str(Path(tiny_bert_dir) / "model.safetensors"))
+
+    # base weights frozen, LoRA B matrices and the head moved
+    moved = changed(snapshot, result.trainer.model)
+    lora_b = [name for name in moved if "lora_B" in name]
+    assert lora_b and all(moved[name] for name in lora_b)
+    assert any(moved[name] for name in moved if "classifier" in name and "modules_to_save" in name)
+    assert not any(moved[name] for name in moved if "lora_" not in name and "modules_to_save" not in name)
+    assert result.metrics["trainable_fraction"] < 0.05
+
+    # adapter (with its head) in adapter/, merged model at the root
+    adapter_config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == tiny_bert_dir
+    assert "classifier" in adapter_config["modules_to_save"]
+    adapter_keys = load_file(str(out / "adapter" / "adapter_model.safetensors")).keys()
+    assert any("classifier" in key for key in adapter_keys)
+    merged_state = load_file(str(out / "model.safetensors"))
+    assert not any("lora" in key for key in merged_state)
+    # the merged encoder differs from the base where LoRA was applied
+    query = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(merged_state[query], base_state[query.removeprefix("bert.")])
+
+    # merged logits == base + adapter logits
+    from peft import PeftModel
+
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    batch = tokenizer(["the team won the cup", "new phone chip data"], return_tensors="pt", padding=True)
+    merged = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=3)
+    adapted = PeftModel.from_pretrained(base, out / "adapter").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**batch).logits, adapted(**batch).logits, atol=1e-5, rtol=0)
+
+
+def test_lora_without_merge_keeps_only_the_adapter(tiny_options):
+    result = finetune(method="lora", lora_merge=False, **tiny_options)
+    assert (result.output_dir / "adapter" / "adapter_model.safetensors").is_file()
+    assert not (result.output_dir / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("method", ["full", "linear-probe", "lora"])
+def test_outputs_hold_results_config_and_labels(tiny_options, method):
+    result = finetune(method=method, **tiny_options)
+    out = result.output_dir
+    results = json.loads((out / "all_results.json").read_text())
+    for key in ("test_accuracy", "test_macro_f1", "test_samples", "train_samples", "trainable_params", "all_params"):
+        assert key in results
+    assert (out / "hftl_config.yaml").is_file()
+    assert not (out / "training_args.bin").exists()  # a pickle that holds hub_token
+    config = json.loads((out / "config.json").read_text())
+    assert sorted(config["id2label"].values()) == ["politics", "sport", "tech"]
+    assert config["label2id"] == {"politics": 0, "sport": 1, "tech": 2}
