@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 
 import yaml
@@ -49,21 +50,31 @@ def prepare_output_dir(training_args: HftlTrainingArguments, method: str, resumi
     return str(folder)
 
 
+def _field_default(spec: dataclasses.Field):
+    if spec.default is not dataclasses.MISSING:
+        return spec.default
+    if spec.default_factory is not dataclasses.MISSING:
+        return spec.default_factory()
+    return None
+
+
+def _plain(value):
+    return value.value if isinstance(value, Enum) else value
+
+
 def _config_values(arguments: tuple) -> dict:
     """The options as a flat ``--config`` YAML mapping; training options only where they differ from
     hftl's defaults (so the file stays readable and still reruns the same job)."""
     values: dict = {}
     for instance in arguments:
         if isinstance(instance, HftlTrainingArguments):
-            current = instance.to_dict()
-            defaults = HftlTrainingArguments(output_dir=instance.output_dir).to_dict()
-            init_fields = {f.name for f in dataclasses.fields(instance) if f.init}
-            for key, value in current.items():
-                if key in init_fields and "token" not in key and value != defaults.get(key):
-                    values[key] = value
+            current = instance.to_dict()  # enums as strings, tokens redacted
+            for spec in dataclasses.fields(instance):
+                if spec.init and "token" not in spec.name and current.get(spec.name) != _plain(_field_default(spec)):
+                    values[spec.name] = current[spec.name]
             values["output_dir"] = instance.output_dir
         else:
-            values.update({f.name: getattr(instance, f.name) for f in dataclasses.fields(instance)})
+            values.update({spec.name: getattr(instance, spec.name) for spec in dataclasses.fields(instance)})
     return values
 
 

@@ -260,4 +260,7 @@ class HftlTrainingArguments(TrainingArguments):
             raise ConfigError(f"--learning_rate must be positive (got {self.learning_rate}).")
         if self.num_train_epochs is not None and self.num_train_epochs <= 0 and self.max_steps <= 0:
             raise ConfigError(f"--num_train_epochs must be positive (got {self.num_train_epochs}).")
+        auto_output_dir = self.output_dir is None
         super().__post_init__()
+        if auto_output_dir:  # stock __post_init__ substitutes "trainer_output"; hftl picks a fresh folder at run time
+            self.output_dir = None

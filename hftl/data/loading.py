@@ -7,7 +7,7 @@ from pathlib import Path
 
 from datasets import DatasetDict, load_dataset
 
-from ..errors import DatasetNotFoundError
+from ..errors import DataError, DatasetNotFoundError
 from ..resolve import hub_status
 from .builtin import builtin_datasets, load_builtin
 
@@ -31,7 +31,28 @@ SPLIT_FILE_STEMS = {
 }
 
 
+def _has_no_rows(path: Path) -> bool:
+    """A header-only CSV, an empty JSON file or a zero-row parquet file (``datasets`` fails on these
+    with messages that don't say which file is empty)."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_metadata(path).num_rows == 0
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        if suffix in (".csv", ".tsv"):
+            lines = [line for _, line in zip(range(2), (line for line in handle if line.strip()))]
+            return len(lines) < 2
+        return handle.read(4096).strip() in ("", "[]")
+
+
 def _load_files(data_files: dict[str, str]) -> DatasetDict:
+    for split, file in data_files.items():
+        if _has_no_rows(Path(file)):
+            raise DataError(
+                f"The {split} split file {file} has no rows; add examples to it, or remove it so hftl "
+                "carves one from train."
+            )
     suffixes = {Path(path).suffix.lower() for path in data_files.values()}
     if len(suffixes) != 1:
         raise DatasetNotFoundError(

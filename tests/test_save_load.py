@@ -1,0 +1,55 @@
+"""save -> load in a fresh process -> predict gives the same logits; pipeline() returns label names."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hftl import finetune
+
+TEXTS = ["the team won the cup final", "a new phone chip for data networks", "the minister lost the vote"]
+
+LOAD_AND_PREDICT = """
+import json, sys, torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+out, texts = sys.argv[1], json.loads(sys.argv[2])
+tokenizer = AutoTokenizer.from_pretrained(out)
+model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+with torch.no_grad():
+    logits = model(**tokenizer(texts, return_tensors="pt", padding=True)).logits
+labels = [p["label"] for p in pipeline("text-classification", model=out, device="cpu")(texts)]
+print(json.dumps({"logits": logits.tolist(), "labels": labels}))
+"""
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_fresh_process_reproduces_logits_and_names_labels(tiny_options, method):
+    result = finetune(method=method, learning_rate=1e-2, **tiny_options)
+    model = result.trainer.model.eval()
+    tokenizer = result.trainer.processing_class
+    batch = tokenizer(TEXTS, return_tensors="pt", padding=True).to(model.device)
+    with torch.no_grad():
+        expected = model(**batch).logits.cpu()
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_PREDICT, str(result.output_dir), json.dumps(TEXTS)],
+        capture_output=True, text=True, check=True,
+    )
+    output = json.loads(loaded.stdout.strip().splitlines()[-1])
+    torch.testing.assert_close(torch.tensor(output["logits"]), expected, atol=1e-5, rtol=0)
+    assert set(output["labels"]) <= {"politics", "sport", "tech"}
+
+
+def test_predictions_keep_dataset_order(tiny_options):
+    """Length-grouped training must not reorder predict(): row i's prediction belongs to row i."""
+    result = finetune(method="full", **tiny_options)
+    trainer = result.trainer
+    assert trainer.args.train_sampling_strategy == "group_by_length"
+    test_split = trainer.eval_dataset.select(range(min(6, len(trainer.eval_dataset))))
+    batched = trainer.predict(test_split).predictions
+    singles = [trainer.predict(test_split.select([i])).predictions[0] for i in range(len(test_split))]
+    assert list(batched) == singles
