@@ -50,6 +50,11 @@ def prepare_output_dir(training_args: HftlTrainingArguments, method: str, resumi
     return str(folder)
 
 
+# Fields stock TrainingArguments.__post_init__ fills in (so they always differ from the field default),
+# and credentials, which never go to disk.
+_SKIPPED = {"accelerator_config", "debug", "do_eval", "report_to", "hub_token", "push_to_hub_token"}
+
+
 def _field_default(spec: dataclasses.Field):
     if spec.default is not dataclasses.MISSING:
         return spec.default
@@ -70,7 +75,7 @@ def _config_values(arguments: tuple) -> dict:
         if isinstance(instance, HftlTrainingArguments):
             current = instance.to_dict()  # enums as strings, tokens redacted
             for spec in dataclasses.fields(instance):
-                if spec.init and "token" not in spec.name and current.get(spec.name) != _plain(_field_default(spec)):
+                if spec.init and spec.name not in _SKIPPED and current.get(spec.name) != _plain(_field_default(spec)):
                     values[spec.name] = current[spec.name]
             values["output_dir"] = instance.output_dir
         else:

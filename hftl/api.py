@@ -12,6 +12,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from ._log import log
 from ._output import prepare_output_dir, write_run_files
+from ._runtime import use_all_cpu_cores
 from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 from .data import LabelSpace, prepare_data
 from .errors import ConfigError
@@ -118,7 +119,9 @@ def finetune(
     output_dir = prepare_output_dir(training_args, method.name, resuming=resume is not None)
 
     # --- compute --------------------------------------------------------------------------------
-    tokenized = task.preprocess(data.splits, processor, data.input_columns, max_length)
+    use_all_cpu_cores(training_args.world_size)
+    with training_args.main_process_first(desc="preprocessing"):  # the main process fills the cache first
+        tokenized = task.preprocess(data.splits, processor, data.input_columns, max_length)
     model, head = task.build_model(resolved.path, data.labels, model_args)
     model = method.prepare(model, head, method_args, resolved.hub_id or resolved.path)
     trainable, total = count_parameters(model)

@@ -34,7 +34,7 @@ class HftlArgumentParser(HfArgumentParser):
     printing usage and exiting.
 
     Args:
-        dataclass_types: The argument dataclasses to fill (hftl's four by default).
+        dataclass_types (tuple[type, ...]): The argument dataclasses to fill (hftl's four by default).
 
     Example:
         >>> parser = make_parser()

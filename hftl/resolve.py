@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass

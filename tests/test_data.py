@@ -91,7 +91,7 @@ def test_bbc_news_has_a_large_test_split_disjoint_from_train():
     assert data.labels.names == ["business", "entertainment", "politics", "sports", "tech"]
     assert len(data.splits["test"]) >= 400
     assert not set(data.splits["test"]["text"]) & set(data.splits["train"]["text"])
-    assert data.tuned["max_length"] == 128
+    assert data.tuned["max_length"] == 64
 
 
 @pytest.mark.parametrize(

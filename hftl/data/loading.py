@@ -41,8 +41,8 @@ def _has_no_rows(path: Path) -> bool:
         return pq.read_metadata(path).num_rows == 0
     with path.open(encoding="utf-8", errors="replace") as handle:
         if suffix in (".csv", ".tsv"):
-            lines = [line for _, line in zip(range(2), (line for line in handle if line.strip()))]
-            return len(lines) < 2
+            rows = (line for line in handle if line.strip())
+            return next(rows, None) is None or next(rows, None) is None  # header only
         return handle.read(4096).strip() in ("", "[]")
 
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from datasets import Dataset, DatasetDict
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, PretrainedConfig
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    PretrainedConfig,
+)
 
 from ..config import DataArguments, ModelArguments
 from ..data.columns import find_text_columns

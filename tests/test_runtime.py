@@ -1,0 +1,42 @@
+"""accelerate launch's OMP_NUM_THREADS=1 on a GPU-less machine is undone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hftl._runtime import use_all_cpu_cores
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_single_thread_from_accelerate_is_raised(monkeypatch, restore_threads):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("psutil.cpu_count", lambda logical=True: 4)
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("HFTL_NUM_THREADS", raising=False)
+    torch.set_num_threads(1)
+    use_all_cpu_cores(world_size=2)
+    assert torch.get_num_threads() == 2  # 4 physical cores shared by 2 processes
+
+
+def test_threads_are_left_alone_outside_accelerate(monkeypatch, restore_threads):
+    for key in [key for key in __import__("os").environ if key.startswith("ACCELERATE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("HFTL_NUM_THREADS", raising=False)
+    torch.set_num_threads(1)
+    use_all_cpu_cores(world_size=1)
+    assert torch.get_num_threads() == 1
+
+
+def test_explicit_thread_count_wins(monkeypatch, restore_threads):
+    monkeypatch.setenv("HFTL_NUM_THREADS", "1")
+    use_all_cpu_cores(world_size=1)
+    assert torch.get_num_threads() == 1
