@@ -15,7 +15,7 @@ from ._output import prepare_output_dir, write_run_files
 from ._runtime import use_all_cpu_cores
 from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 from .data import LabelSpace, prepare_data
-from .errors import ConfigError
+from .errors import ConfigError, HftlError, ModelNotFoundError
 from .methods import count_parameters, get_method
 from .metrics import argmax_logits, compute_classification_metrics, per_class_report
 from .parser import ARGUMENT_CLASSES, build_dataclass, did_you_mean, make_parser
@@ -57,7 +57,13 @@ class FinetuneResult:
 def _collect_arguments(dataclass_args: dict, options: dict) -> tuple:
     """Merge dataclass instances, a YAML config and keyword options (in rising precedence)."""
     config_file = options.pop("config", None)
-    values: dict[str, Any] = make_parser().read_config(config_file) if config_file else {}
+    values: dict[str, Any] = {}
+    if config_file:  # through the parser, so YAML values get the same type conversion as on the CLI
+        parser = make_parser()
+        keys = parser.read_config(config_file)
+        parsed = {name: getattr(instance, name) for instance in parser.parse(["--config", config_file])
+                  for name in keys if hasattr(instance, name)}
+        values.update(parsed)
     field_owner = {f.name: cls for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls) if f.init}
     for name in options:
         if name not in field_owner:
@@ -109,20 +115,19 @@ def finetune(
     task = get_task(model_args.task)
     method = get_method(method_args.method)
     resume = _resume_checkpoint(training_args)
+    output_dir = prepare_output_dir(training_args, method.name, resuming=resume is not None)
     resolved = resolve_model(model_args.model, model_args.revision)
     log(f"model: {model_args.model} ({resolved.source})")
     data = prepare_data(data_args, task)
-    processor = task.load_processor(resolved.path, model_args)
-    config = task.load_config(resolved.path, data.labels, model_args)
+    processor, config = _load_processor_and_config(task, resolved.path, data.labels, model_args)
     method.preflight(task.model_skeleton(config, model_args), None, method_args)
     max_length = _resolve_auto_settings(task, method, data, data_args, training_args, processor, config)
-    output_dir = prepare_output_dir(training_args, method.name, resuming=resume is not None)
 
     # --- compute --------------------------------------------------------------------------------
     use_all_cpu_cores(training_args.world_size)
     with training_args.main_process_first(desc="preprocessing"):  # the main process fills the cache first
         tokenized = task.preprocess(data.splits, processor, data.input_columns, max_length)
-    model, head = task.build_model(resolved.path, data.labels, model_args)
+    model, head = task.build_model(resolved.path, config, data.labels, model_args)
     model = method.prepare(model, head, method_args, resolved.hub_id or resolved.path)
     trainable, total = count_parameters(model)
     log(f"method {method.name}: {method.summary}; trainable parameters {trainable:,} of {total:,} ({trainable / total:.2%})")
@@ -159,6 +164,22 @@ def finetune(
         )
     log(f"saved to {output_dir}")
     return FinetuneResult(metrics=metrics, output_dir=Path(output_dir), trainer=trainer, labels=data.labels, report=report)
+
+
+def _load_processor_and_config(task, path: str, labels: LabelSpace, model_args: ModelArguments):
+    """The processor and config, with loading failures turned into one actionable line."""
+    try:
+        processor = task.load_processor(path, model_args)
+        return processor, task.load_config(path, labels, model_args, processor)
+    except HftlError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = "" if model_args.trust_remote_code or "trust_remote_code" not in str(exc) else " Pass --trust_remote_code if you trust its code."
+        raise ModelNotFoundError(
+            f"Could not load the config or tokenizer of '{model_args.model}': {first_line[:200]}.{hint} "
+            "A local directory needs config.json and the tokenizer files (save both with save_pretrained)."
+        ) from None
 
 
 def _resume_checkpoint(training_args: HftlTrainingArguments) -> str | None:

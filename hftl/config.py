@@ -237,7 +237,8 @@ class HftlTrainingArguments(TrainingArguments):
         default="group_by_length",
         metadata={
             "help": "Training sampler: group_by_length (default; less padding), random, sequential or "
-            "batch_rebalance."
+            "batch_rebalance.",
+            "choices": ["group_by_length", "random", "sequential", "batch_rebalance"],
         },
     )
     overwrite_output_dir: bool = field(

@@ -26,6 +26,18 @@ def did_you_mean(name: str, known: Sequence[str], prefix: str = "") -> str:
     return f" Did you mean '{prefix}{close[0]}'?" if close else ""
 
 
+class _RepeatableColumns(argparse.Action):
+    """``--text_column a --text_column b`` and ``--text_column a b`` both give ``[a, b]``; values from
+    the command line replace a YAML default instead of extending it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = f"_seen_{self.dest}"
+        current = list(getattr(namespace, self.dest) or []) if getattr(namespace, seen, False) else []
+        current.extend(values)
+        setattr(namespace, self.dest, current)
+        setattr(namespace, seen, True)
+
+
 class HftlArgumentParser(HfArgumentParser):
     """``HfArgumentParser`` that reads ``--config file.yaml`` and reports bad input in one line.
 
@@ -42,7 +54,13 @@ class HftlArgumentParser(HfArgumentParser):
     """
 
     def __init__(self, dataclass_types=ARGUMENT_CLASSES, **kwargs):
-        super().__init__(dataclass_types, **kwargs)
+        super().__init__(dataclass_types, conflict_handler="resolve", **kwargs)
+        if DataArguments in self.dataclass_types:
+            help_text = next(a.help for a in self._actions if a.dest == "text_column")
+            self.add_argument(
+                "--text_column", action=_RepeatableColumns, nargs="+", default=None, metavar="COLUMN",
+                help=help_text + " Repeat the flag (or give two names) for a pair.",
+            )
         self.add_argument(
             "--config",
             type=str,

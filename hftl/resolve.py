@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,6 +77,8 @@ def hub_status(timeout: float = 3.0) -> str:
     """
     if constants.HF_HUB_OFFLINE:
         return "the Hub is disabled (HF_HUB_OFFLINE=1)"
+    if any(os.environ.get(key) for key in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return "reachable"  # behind a proxy a direct connect says nothing; let huggingface_hub try
     url = urlparse(constants.ENDPOINT)
     try:
         with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
@@ -108,7 +111,9 @@ def resolve_model(name: str, revision: str | None = None) -> ResolvedModel:
     tried = ["not a local directory"]
     try:
         path = snapshot_download(name, revision=revision, local_files_only=True)
-        if (Path(path) / "config.json").is_file():
+        # a snapshot holding only config.json (from an AutoConfig call) is not a usable model
+        weights = any(Path(path).glob("*.safetensors")) or any(Path(path).glob("*.bin"))
+        if (Path(path) / "config.json").is_file() and weights:
             return ResolvedModel(path, name, "HF cache")
     except Exception:  # noqa: BLE001 - any failure here only means "not cached"
         pass

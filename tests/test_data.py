@@ -173,3 +173,16 @@ def test_unknown_dataset_is_one_line(tmp_path, monkeypatch, name, message):
         prepare(name)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_list_valued_labels_are_one_line(tmp_path):
+    path = tmp_path / "multi.jsonl"
+    path.write_text("".join(json.dumps({"text": f"t{i}", "label": [i % 2, 1]}) + "\n" for i in range(10)))
+    with pytest.raises(DataError, match="Label column 'label' holds List values"):
+        prepare(path)
+
+
+def test_too_few_rows_to_carve_is_one_line(tmp_path):
+    path = write_csv(tmp_path / "two.csv", [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}])
+    with pytest.raises(DataError, match="The train split has 2 rows, too few to carve a test split"):
+        prepare(path)

@@ -135,3 +135,24 @@ def test_head_for_other_labels_is_replaced_and_same_labels_kept(tiny_options, tm
                              "output_dir": str(tmp_path / "abc"), "max_steps": 1, "learning_rate": 1e-12})
     assert "head was trained for other labels" in caplog.text
     assert not torch.allclose(relabelled.trainer.model.classifier.weight.detach().cpu(), head)
+
+
+def test_decoder_without_pad_token_trains_with_lora(tmp_path, text_csv):
+    """GPT-style checkpoints: pad = eos, pad_token_id in the config, peft's default targets (c_attn)."""
+    from transformers import GPT2Config, GPT2Model, PreTrainedTokenizerFast
+
+    from .conftest import TINY_TRAINING, tokenizer_source
+
+    folder = tmp_path / "tiny-gpt2"
+    config = GPT2Config(vocab_size=30522, n_embd=32, n_layer=2, n_head=2, n_positions=64,
+                        bos_token_id=102, eos_token_id=102)
+    GPT2Model(config).save_pretrained(folder)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(Path(tokenizer_source()) / "tokenizer.json"), eos_token="[SEP]")
+    tokenizer.pad_token = None
+    assert tokenizer.pad_token is None
+    tokenizer.save_pretrained(folder)
+    result = finetune(model=str(folder), dataset=str(text_csv), method="lora", output_dir=str(tmp_path / "out"),
+                      **{**TINY_TRAINING, "per_device_eval_batch_size": 4})
+    config = json.loads((result.output_dir / "config.json").read_text())
+    assert config["pad_token_id"] == tokenizer.convert_tokens_to_ids("[SEP]")
+    assert json.loads((result.output_dir / "adapter" / "adapter_config.json").read_text())["target_modules"] == ["c_attn"]

@@ -102,3 +102,25 @@ def test_invalid_yaml_is_one_line(tmp_path):
 def test_unknown_python_keyword_is_named():
     with pytest.raises(ConfigError, match="unknown option 'lerning_rate'. Did you mean 'learning_rate'"):
         _collect_arguments({"model": None, "data": None, "method": None, "training": None}, {"lerning_rate": 1})
+
+
+def test_text_column_repeats_and_replaces_the_yaml_value(tmp_path):
+    assert parse(["--text_column", "premise", "--text_column", "hypothesis"])[1].text_columns == ["premise", "hypothesis"]
+    assert parse(["--text_column", "premise", "hypothesis"])[1].text_columns == ["premise", "hypothesis"]
+    config = tmp_path / "run.yaml"
+    config.write_text("text_column: [a, b]\n")
+    assert parse(["--config", str(config)])[1].text_columns == ["a", "b"]
+    assert parse(["--config", str(config), "--text_column", "c"])[1].text_columns == ["c"]
+
+
+def test_python_config_gets_the_cli_type_conversion(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("learning_rate: 2e-5\nnum_train_epochs: 2\n")  # a string for PyYAML
+    python = _collect_arguments({"model": None, "data": None, "method": None, "training": None},
+                                {"config": str(config), "seed": 3})
+    assert python[3].learning_rate == 2e-5 and python[3].num_train_epochs == 2 and python[3].seed == 3
+
+
+def test_sampling_strategy_typo_is_refused():
+    with pytest.raises(ConfigError, match="invalid choice: 'group_by_lenght'"):
+        parse(["--train_sampling_strategy", "group_by_lenght"])

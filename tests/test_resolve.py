@@ -56,3 +56,20 @@ def test_missing_path_is_not_mistaken_for_a_hub_id(tmp_path):
 
 def test_hub_status_respects_offline_mode():
     assert hub_status() == "the Hub is disabled (HF_HUB_OFFLINE=1)"
+
+
+def test_partial_hf_cache_is_not_mistaken_for_a_model(tmp_path, monkeypatch):
+    """A snapshot with only config.json (left by an AutoConfig call) must not shadow other sources."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--org--partial" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (cache / "models--org--partial" / "refs").mkdir()
+    (cache / "models--org--partial" / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    with pytest.raises(ModelNotFoundError, match="not in the HF cache"):
+        resolve_model("org/partial")
+    (snapshot / "model.safetensors").write_bytes(b"")
+    assert resolve_model("org/partial").source == "HF cache"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datasets import ClassLabel, Dataset
+from datasets import ClassLabel, Dataset, Value
 
 from ..errors import DataError
 
@@ -52,7 +52,7 @@ def _distinct(split: Dataset, column: str) -> list:
 
 def is_unlabelled(split: Dataset, column: str) -> bool:
     """True for a split whose labels are all missing (``None``) or ``-1`` (GLUE-style test sets)."""
-    if len(split) == 0:
+    if len(split) == 0 or not isinstance(split.features[column], (ClassLabel, Value)):
         return False
     values = set(_distinct(split, column))
     return values <= {None, -1}
@@ -63,16 +63,16 @@ def build_label_space(train: Dataset, column: str) -> LabelSpace:
     feature = train.features[column]
     if isinstance(feature, ClassLabel):
         return LabelSpace(list(feature.names))
+    if not isinstance(feature, Value):
+        raise DataError(
+            f"Label column '{column}' holds {type(feature).__name__} values (lists or mappings); "
+            "single-label classification needs one label per row. Pick another --label_column."
+        )
     values = _distinct(train, column)
     missing = sum(1 for value in train[column] if value is None) if None in values else 0
     if missing:
         raise DataError(
             f"{missing} training rows have no value in label column '{column}'; drop or fill them."
-        )
-    if any(isinstance(value, (list, dict)) for value in values):
-        raise DataError(
-            f"Label column '{column}' holds lists or mappings; single-label classification needs one "
-            "label per row."
         )
     fractional = [value for value in values if isinstance(value, float) and not value.is_integer()]
     if fractional:

@@ -41,7 +41,12 @@ class PreparedData:
     tuned: dict = field(default_factory=dict)
 
 
-def _carve(train: Dataset, size: float, seed: int) -> tuple[Dataset, Dataset]:
+def _carve(train: Dataset, size: float, seed: int, name: str) -> tuple[Dataset, Dataset]:
+    if len(train) < 3:
+        raise DataError(
+            f"The train split has {len(train)} rows, too few to carve a {name} split from; add data or "
+            f"provide a {name} split."
+        )
     try:
         parts = train.train_test_split(test_size=size, seed=seed, stratify_by_column="labels")
     except ValueError:  # a class with a single example cannot be stratified
@@ -95,11 +100,13 @@ def prepare_data(data_args: DataArguments, task) -> PreparedData:
     splits = {name: encode_labels(split, name, label_column, labels) for name, split in splits.items()}
     carved = []
     if "test" not in splits:
-        splits["train"], splits["test"] = _carve(splits["train"], data_args.test_split_size, data_args.split_seed)
+        splits["train"], splits["test"] = _carve(
+            splits["train"], data_args.test_split_size, data_args.split_seed, "test"
+        )
         carved.append(f"test {data_args.test_split_size:.0%}")
     if "validation" not in splits:
         splits["train"], splits["validation"] = _carve(
-            splits["train"], data_args.validation_split_size, data_args.split_seed
+            splits["train"], data_args.validation_split_size, data_args.split_seed, "validation"
         )
         carved.append(f"validation {data_args.validation_split_size:.0%}")
     splits["train"] = _cap(splits["train"], data_args.max_train_samples, data_args.split_seed)

@@ -89,6 +89,8 @@ class LoRA(Method):
             # The new head must train and must be saved with the adapter (peft only does this
             # automatically for some task types and head names).
             modules_to_save=list(head),
+            # SEQ_CLS lets AutoPeftModelForSequenceClassification load the adapter
+            task_type="SEQ_CLS" if type(model).__name__.endswith("ForSequenceClassification") else None,
         )
         peft_model = get_peft_model(model, config)
         # get_peft_model records the path it loaded from, which may be a site-packages copy; cards and

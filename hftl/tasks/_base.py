@@ -59,7 +59,8 @@ class Task:
         raise NotImplementedError
 
     # --- model ------------------------------------------------------------------------------------
-    def load_config(self, path: str, labels: LabelSpace, model_args: ModelArguments) -> PretrainedConfig:
+    def load_config(self, path: str, labels: LabelSpace, model_args: ModelArguments, processor=None) -> PretrainedConfig:
+        """The checkpoint's config with the label maps (and anything the processor implies) set."""
         return AutoConfig.from_pretrained(
             path,
             revision=model_args.revision,
@@ -75,7 +76,7 @@ class Task:
             return self.auto_model_class.from_config(config, trust_remote_code=model_args.trust_remote_code)
 
     def build_model(
-        self, path: str, labels: LabelSpace, model_args: ModelArguments
+        self, path: str, config: PretrainedConfig, labels: LabelSpace, model_args: ModelArguments
     ) -> tuple[PreTrainedModel, list[str]]:
         """Load the pretrained model with a head for ``labels``; also return the head's module names.
 
@@ -85,7 +86,6 @@ class Task:
         original = AutoConfig.from_pretrained(
             path, revision=model_args.revision, trust_remote_code=model_args.trust_remote_code
         )
-        config = self.load_config(path, labels, model_args)
         model, info = self.auto_model_class.from_pretrained(
             path,
             config=config,
@@ -103,8 +103,12 @@ class Task:
             previous = list((original.id2label or {}).values())
             if not _has_default_labels(original) and previous != labels.names:
                 for module_name in head:
-                    for module in model.get_submodule(module_name).modules():
-                        model._init_weights(module)
+                    module = model.get_submodule(module_name)
+                    for parameter in module.parameters():
+                        # transformers skips tensors it marked as loaded from the checkpoint
+                        parameter._is_hf_initialized = False
+                    for submodule in module.modules():
+                        model._init_weights(submodule)
                 log(f"the checkpoint's head was trained for other labels ({', '.join(map(str, previous[:5]))}...): re-initialised {', '.join(head)}")
             else:
                 log(f"head loaded from the checkpoint: {', '.join(head)}")

@@ -12,7 +12,8 @@ from transformers import (
 
 from ..config import DataArguments, ModelArguments
 from ..data.columns import find_text_columns
-from ..errors import DataError
+from ..data.labels import LabelSpace
+from ..errors import ConfigError, DataError
 from ._base import Task
 
 __all__ = ["TextClassification"]
@@ -36,6 +37,8 @@ class TextClassification(Task):
         return find_text_columns(train, data_args.text_columns, label_column)
 
     def check_inputs(self, split_name: str, split: Dataset, input_columns: list[str]) -> None:
+        if len(split) == 0:
+            return  # reported as an empty split once the splits are settled
         for column in input_columns:
             empty = sum(1 for value in split[column] if value is None)
             if empty:
@@ -52,9 +55,21 @@ class TextClassification(Task):
         tokenizer = AutoTokenizer.from_pretrained(
             path, revision=model_args.revision, trust_remote_code=model_args.trust_remote_code
         )
-        if tokenizer.pad_token is None and tokenizer.eos_token is not None:  # GPT-style tokenizers
+        if tokenizer.pad_token is None:  # GPT-style tokenizers
+            if tokenizer.eos_token is None:
+                raise ConfigError(
+                    f"The tokenizer of '{path}' has neither a pad nor an eos token, so batches can't be padded; "
+                    "use a checkpoint whose tokenizer defines one."
+                )
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer
+
+    def load_config(self, path: str, labels: LabelSpace, model_args: ModelArguments, processor=None) -> PretrainedConfig:
+        config = super().load_config(path, labels, model_args, processor)
+        if processor is not None and getattr(config, "pad_token_id", None) is None:
+            # sequence classifiers find the last real token through pad_token_id
+            config.pad_token_id = processor.pad_token_id
+        return config
 
     def max_length(self, processor, config: PretrainedConfig) -> int | None:
         limits = [processor.model_max_length] if processor.model_max_length < _UNSET_LENGTH else []
