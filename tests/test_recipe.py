@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from .conftest import REPO
 
@@ -47,3 +48,23 @@ def test_recipe_help_documents_the_options():
     for option in ("--method", "--lora_r", "--text_column", "--label_column", "--max_length", "--config",
                    "--learning_rate", "--push_to_hub"):
         assert option in done.stdout
+
+
+def test_two_cpu_processes_share_one_output_dir(tiny_bert_dir, text_csv, tmp_path):
+    """torchrun, 2 processes over gloo: one timestamped folder, written once, by the main process."""
+    import shutil
+
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [torchrun, "--nproc_per_node", "2", RECIPE, "--use_cpu", "--model", tiny_bert_dir,
+         "--dataset", str(text_csv), "--max_steps", "2", "--per_device_train_batch_size", "4",
+         "--save_strategy", "no", "--disable_tqdm", "true"],
+        capture_output=True, text=True, cwd=tmp_path, env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = list((tmp_path / "outputs").iterdir())
+    assert len(runs) == 1
+    results = json.loads((runs[0] / "all_results.json").read_text())
+    assert results["train_samples"] == 48 and results["test_samples"] == 6
+    assert done.stdout.count("test_accuracy") == 1  # only the main process prints the table
