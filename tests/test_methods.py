@@ -156,3 +156,19 @@ def test_decoder_without_pad_token_trains_with_lora(tmp_path, text_csv):
     config = json.loads((result.output_dir / "config.json").read_text())
     assert config["pad_token_id"] == tokenizer.convert_tokens_to_ids("[SEP]")
     assert json.loads((result.output_dir / "adapter" / "adapter_config.json").read_text())["target_modules"] == ["c_attn"]
+
+
+def test_validation_is_not_evaluated_twice(tiny_options):
+    """The final validation metrics reuse the evaluation that ran at the last step."""
+
+    class CountEvaluations(TrainerCallback):
+        calls = 0
+
+        def on_evaluate(self, args, state, control, **kwargs):
+            CountEvaluations.calls += 1
+
+    options = {**tiny_options, "eval_strategy": "steps", "eval_steps": 2}
+    result = finetune(method="full", callbacks=[CountEvaluations()], **options)
+    assert CountEvaluations.calls == 1
+    logged = [entry for entry in result.trainer.state.log_history if "eval_loss" in entry][-1]
+    assert result.metrics["eval_accuracy"] == logged["eval_accuracy"]

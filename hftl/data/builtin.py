@@ -9,6 +9,7 @@ from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
+from .._registry import Registry
 from ..errors import DatasetNotFoundError
 
 __all__ = ["BuiltinDataset", "register_builtin_dataset", "builtin_datasets", "load_builtin"]
@@ -34,22 +35,20 @@ class BuiltinDataset:
     tuned: dict = field(default_factory=dict)
 
 
-_BUILTINS: dict[str, BuiltinDataset] = {}
+_BUILTINS: Registry[BuiltinDataset] = Registry("built-in dataset")
 
 
 def register_builtin_dataset(spec: BuiltinDataset) -> None:
     """Register a built-in dataset; a second registration under the same name is refused."""
-    if spec.name in _BUILTINS:
-        raise ValueError(f"A built-in dataset named '{spec.name}' is already registered.")
-    _BUILTINS[spec.name] = spec
+    _BUILTINS.register(spec.name, spec)
 
 
 def builtin_datasets() -> dict[str, BuiltinDataset]:
-    return dict(_BUILTINS)
+    return _BUILTINS.as_dict()
 
 
 def load_builtin(name: str) -> DatasetDict:
-    spec = _BUILTINS[name]
+    spec = _BUILTINS.get(name)
     try:
         return spec.load()
     except ModuleNotFoundError:

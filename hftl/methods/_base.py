@@ -42,7 +42,7 @@ class Method:
     default_learning_rate: ClassVar[float]
     summary: ClassVar[str] = ""
 
-    def preflight(self, skeleton: PreTrainedModel, head: list[str] | None, method_args: MethodArguments) -> None:
+    def preflight(self, skeleton: PreTrainedModel, method_args: MethodArguments) -> None:
         """Raise a ConfigError for options that can't work with this model."""
 
     def prepare(self, model: PreTrainedModel, head: list[str], method_args: MethodArguments, base_model_id: str):

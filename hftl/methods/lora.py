@@ -69,7 +69,7 @@ class LoRA(Method):
             )
         return targets
 
-    def preflight(self, skeleton, head, method_args) -> None:
+    def preflight(self, skeleton, method_args) -> None:
         adaptable = _adaptable_names(skeleton)
         all_names = [name for names in adaptable.values() for name in names]
         for target in self.targets(skeleton, method_args):
