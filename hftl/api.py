@@ -126,8 +126,10 @@ def finetune(
     # --- compute --------------------------------------------------------------------------------
     use_all_cpu_cores(training_args.world_size)
     with training_args.main_process_first(desc="preprocessing"):  # the main process fills the cache first
-        tokenized = task.preprocess(data.splits, processor, data.input_columns, max_length)
+        tokenized = task.preprocess(data.splits, processor, data.input_columns, max_length, data_args)
+    task.adjust_training_args(training_args)
     model, head = task.build_model(resolved.path, config, data.labels, model_args)
+    task.on_model_built(model, processor, data_args)
     model = method.prepare(model, head, method_args, resolved.hub_id or resolved.path)
     trainable, total = count_parameters(model)
     log(f"method {method.name}: {method.summary}; trainable parameters {trainable:,} of {total:,} ({trainable / total:.2%})")
@@ -214,7 +216,9 @@ def _resolve_auto_settings(task, method, data, data_args, training_args, process
     chosen = []
     model_limit = task.max_length(processor, config)
     max_length = data_args.max_length
-    if max_length is None:
+    if model_limit is None:  # the task has no sequence length
+        pass
+    elif max_length is None:
         tuned = data.tuned.get("max_length")
         max_length = tuned or model_limit
         chosen.append(f"max_length={max_length} ({'tuned for ' + data_args.dataset if tuned else 'the model maximum'})")
@@ -230,6 +234,12 @@ def _resolve_auto_settings(task, method, data, data_args, training_args, process
         tuned = data.tuned.get("num_train_epochs")
         training_args.num_train_epochs = float(tuned or 3)
         chosen.append(f"num_train_epochs={training_args.num_train_epochs:g} ({'tuned for ' + data_args.dataset if tuned else 'default'})")
+    for option, fallback in task.auto_options.items():
+        if getattr(data_args, option) is None:
+            tuned = data.tuned.get(option)
+            setattr(data_args, option, tuned or fallback)
+            if tuned or fallback:
+                chosen.append(f"{option}={tuned or fallback} ({'tuned for ' + data_args.dataset if tuned else 'default'})")
     if chosen:
         log("auto settings: " + ", ".join(chosen))
     data_args.max_length = max_length  # so the saved config reruns with the same length

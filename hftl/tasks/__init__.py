@@ -24,6 +24,8 @@ def get_task(name: str) -> Task:
     return _TASKS.get(name)
 
 
-from .text_classification import TextClassification  # noqa: E402  (registers itself below)
+from .image_classification import ImageClassification  # noqa: E402
+from .text_classification import TextClassification  # noqa: E402
 
 register_task(TextClassification())
+register_task(ImageClassification())

@@ -37,13 +37,17 @@ class Task:
     auto_model_class: ClassVar[type]
     # Module names that hold the classification head, for checkpoints whose head loads from the file.
     head_names: ClassVar[tuple[str, ...]] = ("classifier", "score", "pre_classifier", "head", "fc")
+    # DataArguments options this task resolves on auto: name -> fallback when no built-in dataset tunes it
+    auto_options: ClassVar[dict[str, object]] = {}
 
     # --- data -------------------------------------------------------------------------------------
     def find_inputs(self, train: Dataset, label_column: str, data_args: DataArguments) -> list[str]:
         raise NotImplementedError
 
-    def check_inputs(self, split_name: str, split: Dataset, input_columns: list[str]) -> None:
-        """Raise a DataError for input values the model can't take (checked before any model is built)."""
+    def check_inputs(self, split_name: str, split: Dataset, input_columns: list[str], data_args: DataArguments) -> Dataset:
+        """Raise a DataError for input values the model can't take (before any model is built); may
+        return the split with its inputs normalised (e.g. relative image paths made absolute)."""
+        return split
 
     def load_processor(self, path: str, model_args: ModelArguments):
         raise NotImplementedError
@@ -52,8 +56,16 @@ class Task:
         """The model's real maximum input length (``None`` where length means nothing)."""
         return None
 
-    def preprocess(self, data: DatasetDict, processor, input_columns: list[str], max_length: int | None) -> DatasetDict:
+    def preprocess(
+        self, data: DatasetDict, processor, input_columns: list[str], max_length: int | None, data_args: DataArguments
+    ) -> DatasetDict:
         raise NotImplementedError
+
+    def adjust_training_args(self, training_args) -> None:
+        """Change Trainer options the task needs (e.g. keep raw columns for on-the-fly transforms)."""
+
+    def on_model_built(self, model: PreTrainedModel, processor, data_args: DataArguments) -> None:
+        """Record preprocessing choices in the model's config before training and saving."""
 
     def collator(self, processor, pad_to_multiple_of: int | None):
         raise NotImplementedError

@@ -36,9 +36,9 @@ class TextClassification(Task):
     def find_inputs(self, train: Dataset, label_column: str, data_args: DataArguments) -> list[str]:
         return find_text_columns(train, data_args.text_columns, label_column)
 
-    def check_inputs(self, split_name: str, split: Dataset, input_columns: list[str]) -> None:
+    def check_inputs(self, split_name: str, split: Dataset, input_columns: list[str], data_args: DataArguments) -> Dataset:
         if len(split) == 0:
-            return  # reported as an empty split once the splits are settled
+            return split  # reported as an empty split once the splits are settled
         for column in input_columns:
             empty = sum(1 for value in split[column] if value is None)
             if empty:
@@ -50,6 +50,7 @@ class TextClassification(Task):
                     f"Text column '{column}' holds {type(split[0][column]).__name__} values, not text; "
                     "pass the right column with --text_column."
                 )
+        return split
 
     def load_processor(self, path: str, model_args: ModelArguments):
         tokenizer = AutoTokenizer.from_pretrained(
@@ -78,7 +79,9 @@ class TextClassification(Task):
             limits.append(positions)
         return min(limits) if limits else 512
 
-    def preprocess(self, data: DatasetDict, processor, input_columns: list[str], max_length: int | None) -> DatasetDict:
+    def preprocess(
+        self, data: DatasetDict, processor, input_columns: list[str], max_length: int | None, data_args: DataArguments
+    ) -> DatasetDict:
         def tokenize(batch):
             texts = [batch[column] for column in input_columns]
             return processor(*texts, truncation=True, max_length=max_length)

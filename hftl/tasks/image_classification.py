@@ -1,0 +1,211 @@
+"""Image classification: any AutoModelForImageClassification checkpoint, timm models through TimmWrapper."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from datasets import Dataset, DatasetDict, Image
+from PIL import Image as PILImage
+from PIL import ImageOps
+from torchvision.transforms import v2
+from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+from .._log import log
+from ..config import DataArguments, ModelArguments
+from ..data.columns import IMAGE_COLUMN_NAMES
+from ..errors import DataError
+from ._base import Task
+
+__all__ = ["ImageClassification", "ImageSettings"]
+
+_INTERPOLATION = {
+    "bicubic": v2.InterpolationMode.BICUBIC,
+    "bilinear": v2.InterpolationMode.BILINEAR,
+    "nearest": v2.InterpolationMode.NEAREST,
+}
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """What the model expects: square input size, normalisation and resize interpolation."""
+
+    size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    interpolation: str = "bilinear"
+    crop_pct: float = 0.875
+
+
+def settings_from_processor(processor) -> ImageSettings:
+    """Read size/mean/std from a transformers image processor or timm's data config."""
+    data_config = getattr(processor, "data_config", None)
+    if data_config:  # TimmWrapperImageProcessor
+        return ImageSettings(
+            size=int(data_config["input_size"][-1]),
+            mean=tuple(data_config["mean"]),
+            std=tuple(data_config["std"]),
+            interpolation=str(data_config.get("interpolation", "bicubic")),
+            crop_pct=float(data_config.get("crop_pct") or 0.875),
+        )
+    size = getattr(processor, "crop_size", None) or getattr(processor, "size", None) or {}
+    if not isinstance(size, dict):
+        size = dict(size)
+    edge = size.get("height") or size.get("shortest_edge") or 224
+    resample = getattr(processor, "resample", None)
+    return ImageSettings(
+        size=int(edge),
+        mean=tuple(getattr(processor, "image_mean", None) or (0.5, 0.5, 0.5)),
+        std=tuple(getattr(processor, "image_std", None) or (0.5, 0.5, 0.5)),
+        interpolation="bicubic" if resample in (3, PILImage.Resampling.BICUBIC) else "bilinear",
+    )
+
+
+def to_rgb(image: PILImage.Image) -> PILImage.Image:
+    """Apply EXIF orientation and convert any mode (L, P, RGBA, CMYK, I;16) to RGB."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: scale to 8 bits before RGB
+        image = image.point(lambda value: value / 256).convert("L")
+    if image.mode in ("RGBA", "LA", "P"):
+        image = image.convert("RGBA")
+        background = PILImage.new("RGBA", image.size, (255, 255, 255, 255))
+        image = PILImage.alpha_composite(background, image)
+    return image.convert("RGB")
+
+
+def build_transforms(settings: ImageSettings, augment: str):
+    """(train, eval) torchvision transforms. ``augment``: crop-flip, crop, trivialaugment, randaugment, none."""
+    interpolation = _INTERPOLATION.get(settings.interpolation, v2.InterpolationMode.BILINEAR)
+    normalise = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(settings.mean, settings.std)]
+    resize = int(round(settings.size / settings.crop_pct))
+    evaluation = v2.Compose([v2.Resize(resize, interpolation=interpolation), v2.CenterCrop(settings.size), *normalise])
+    if augment == "none":
+        return v2.Compose([v2.Resize(resize, interpolation=interpolation), v2.CenterCrop(settings.size), *normalise]), evaluation
+    train = [v2.RandomResizedCrop(settings.size, scale=(0.35, 1.0), interpolation=interpolation)]
+    if augment in ("crop-flip", "trivialaugment", "randaugment"):
+        train.append(v2.RandomHorizontalFlip())
+    if augment == "trivialaugment":
+        train.append(v2.TrivialAugmentWide(interpolation=interpolation))
+    elif augment == "randaugment":
+        train.append(v2.RandAugment(interpolation=interpolation))
+    return v2.Compose([*train, *normalise]), evaluation
+
+
+class ImageClassification(Task):
+    """Single-label image classification.
+
+    Images are decoded, converted to RGB and augmented lazily (``Dataset.with_transform``), inside
+    dataloader workers when ``--dataloader_num_workers`` > 0; nothing is decoded up front.
+    """
+
+    name = "image-classification"
+    pipeline_tag = "image-classification"
+    auto_model_class = AutoModelForImageClassification
+    head_names = ("classifier", "head", "fc", "classif")
+    auto_options = {"image_size": None, "augment": "crop-flip"}
+
+    def find_inputs(self, train: Dataset, label_column: str, data_args: DataArguments) -> list[str]:
+        columns = train.column_names
+        if data_args.image_column:
+            if data_args.image_column not in columns:
+                raise DataError(
+                    f"Image column '{data_args.image_column}' not found; columns are: {', '.join(columns)}. "
+                    "Fix --image_column."
+                )
+            return [data_args.image_column]
+        typed = [name for name in columns if isinstance(train.features[name], Image)]
+        named = [name for name in columns if name.lower() in IMAGE_COLUMN_NAMES and name != label_column]
+        found = typed or named
+        if len(found) == 1:
+            return found
+        if not found:
+            raise DataError(
+                f"No image column found; columns are: {', '.join(columns)}. Pass --image_column NAME "
+                "(an Image feature, or file paths relative to the data file)."
+            )
+        raise DataError(f"Several columns could be the image ({', '.join(found)}); pass --image_column NAME.")
+
+    def check_inputs(self, split_name: str, split: Dataset, input_columns: list[str], data_args: DataArguments) -> Dataset:
+        column = input_columns[0]
+        feature = split.features[column]
+        if isinstance(feature, Image) or len(split) == 0:
+            return split
+        if getattr(feature, "dtype", None) not in ("string", "large_string"):
+            raise DataError(
+                f"Image column '{column}' of the {split_name} split holds {feature} values, not images or "
+                "paths; pass the right column with --image_column."
+            )
+        source = Path(data_args.dataset).expanduser()
+        base = source if source.is_dir() else source.parent
+        paths = [(base / value).resolve() if value else None for value in split[column]]
+        missing = [str(path) for path in paths if path is None or not path.is_file()]
+        if missing:
+            raise DataError(
+                f"{len(missing)} image paths in the {split_name} split don't exist (e.g. {missing[0]}); paths "
+                f"are read relative to {base}."
+            )
+        split = split.map(lambda batch, idx: {column: [str(paths[i]) for i in idx]}, with_indices=True, batched=True)
+        return split.cast_column(column, Image())
+
+    def load_processor(self, path: str, model_args: ModelArguments):
+        return AutoImageProcessor.from_pretrained(
+            path, revision=model_args.revision, trust_remote_code=model_args.trust_remote_code
+        )
+
+    def adjust_training_args(self, training_args) -> None:
+        # the transform needs the raw image column, which Trainer would drop as "unused"
+        training_args.remove_unused_columns = False
+        if training_args.train_sampling_strategy == "group_by_length":  # images have no length
+            training_args.train_sampling_strategy = "random"
+
+    def preprocess(
+        self, data: DatasetDict, processor, input_columns: list[str], max_length: int | None, data_args: DataArguments
+    ) -> DatasetDict:
+        settings = settings_from_processor(processor)
+        if data_args.image_size:
+            settings = ImageSettings(data_args.image_size, settings.mean, settings.std, settings.interpolation, 1.0)
+            set_processor_size(processor, data_args.image_size)
+        train_transform, eval_transform = build_transforms(settings, data_args.augment or "crop-flip")
+        log(f"images: {settings.size}px, augment {data_args.augment}, mean {settings.mean}, std {settings.std}")
+        column = input_columns[0]
+
+        def transform_with(transform):
+            def apply(batch):
+                pixels = [transform(to_rgb(image)) for image in batch[column]]
+                return {"pixel_values": pixels, "labels": batch["labels"]}
+
+            return apply
+
+        out = DatasetDict()
+        for name, split in data.items():
+            out[name] = split.with_transform(transform_with(train_transform if name == "train" else eval_transform))
+        return out
+
+    def on_model_built(self, model, processor, data_args: DataArguments) -> None:
+        pretrained_cfg = getattr(model.config, "pretrained_cfg", None)
+        if data_args.image_size and isinstance(pretrained_cfg, dict):  # timm: the processor reads config.json
+            pretrained_cfg["input_size"] = (3, data_args.image_size, data_args.image_size)
+            pretrained_cfg["crop_pct"] = 1.0
+
+    def collator(self, processor, pad_to_multiple_of: int | None):
+        def collate(rows):
+            return {
+                "pixel_values": torch.stack([row["pixel_values"] for row in rows]),
+                "labels": torch.tensor([row["labels"] for row in rows]),
+            }
+
+        return collate
+
+
+def set_processor_size(processor, size: int) -> None:
+    """Record the training input size in the processor, so the saved model preprocesses identically."""
+    data_config = getattr(processor, "data_config", None)
+    if data_config:
+        data_config["input_size"] = (3, size, size)
+        data_config["crop_pct"] = 1.0
+        return
+    if hasattr(processor, "size"):
+        processor.size = {"height": size, "width": size}
+    if getattr(processor, "crop_size", None) is not None:
+        processor.crop_size = {"height": size, "width": size}

