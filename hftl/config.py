@@ -102,6 +102,13 @@ class DataArguments:
             "choices": ["crop-flip", "crop", "trivialaugment", "randaugment", "none"],
         },
     )
+    max_bad_image_fraction: float = field(
+        default=0.1,
+        metadata={
+            "help": "Image tasks: unreadable image files are skipped (and listed) unless more than this "
+            "fraction of a split is bad, which stops the run before training."
+        },
+    )
     max_length: int | None = field(
         default=None,
         metadata={

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,8 +130,10 @@ class ImageClassification(Task):
     def check_inputs(self, split_name: str, split: Dataset, input_columns: list[str], data_args: DataArguments) -> Dataset:
         column = input_columns[0]
         feature = split.features[column]
-        if isinstance(feature, Image) or len(split) == 0:
+        if len(split) == 0:
             return split
+        if isinstance(feature, Image):
+            return drop_unreadable_images(split, split_name, column, data_args.max_bad_image_fraction)
         if getattr(feature, "dtype", None) not in ("string", "large_string"):
             raise DataError(
                 f"Image column '{column}' of the {split_name} split holds {feature} values, not images or "
@@ -146,7 +149,8 @@ class ImageClassification(Task):
                 f"are read relative to {base}."
             )
         split = split.map(lambda batch, idx: {column: [str(paths[i]) for i in idx]}, with_indices=True, batched=True)
-        return split.cast_column(column, Image())
+        split = split.cast_column(column, Image())
+        return drop_unreadable_images(split, split_name, column, data_args.max_bad_image_fraction)
 
     def load_processor(self, path: str, model_args: ModelArguments):
         return AutoImageProcessor.from_pretrained(
@@ -209,3 +213,34 @@ def set_processor_size(processor, size: int) -> None:
         processor.size = {"height": size, "width": size}
     if getattr(processor, "crop_size", None) is not None:
         processor.crop_size = {"height": size, "width": size}
+
+
+def _unreadable(item: dict) -> str | None:
+    """Why an image can't be decoded (``None`` when it can): decoded fully, so truncation shows."""
+    try:
+        source = io.BytesIO(item["bytes"]) if item.get("bytes") else item.get("path")
+        with PILImage.open(source) as image:
+            image.load()
+        return None
+    except PILImage.DecompressionBombError:
+        return "over the decompression-bomb pixel limit"
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
+        return type(exc).__name__
+
+
+def drop_unreadable_images(split: Dataset, split_name: str, column: str, max_bad_fraction: float) -> Dataset:
+    """Pre-flight scan: decode every image once; skip the unreadable ones (listed by path) unless more than
+    ``max_bad_fraction`` of the split is bad. The files themselves are never touched."""
+    raw = split.cast_column(column, Image(decode=False))[column]
+    bad = [(index, item.get("path") or f"row {index}", why) for index, item in enumerate(raw) if (why := _unreadable(item))]
+    if not bad:
+        return split
+    listing = "; ".join(f"{path} ({why})" for _, path, why in bad[:5]) + (" ..." if len(bad) > 5 else "")
+    if len(bad) > max_bad_fraction * len(split):
+        raise DataError(
+            f"{len(bad)} of {len(split)} images in the {split_name} split can't be read ({listing}); fix or "
+            f"remove them, or raise --max_bad_image_fraction (now {max_bad_fraction})."
+        )
+    log(f"skipping {len(bad)} unreadable image(s) of {len(split)} in the {split_name} split: {listing}")
+    skipped = {index for index, _, _ in bad}
+    return split.select([index for index in range(len(split)) if index not in skipped])
