@@ -185,3 +185,20 @@ def test_exif_orientation_is_applied(tmp_path):
     path = tmp_path / "rotated.jpg"
     image.save(path, exif=exif)
     assert to_rgb(Image.open(path)).size == (20, 40)
+
+
+@pytest.mark.parametrize(
+    ("rows", "options", "message"),
+    [
+        ("name,label\na,x\nb,y\n", {}, "No image column found; columns are: name, label. Pass --image_column NAME"),
+        ("path,label\na,x\nb,y\n", {"image_column": "img"}, "Image column 'img' not found; columns are: path, label"),
+        ("path,img,label\na,b,x\nc,d,y\n", {}, "Several columns could be the image (path, img)"),
+    ],
+)
+def test_image_column_errors_are_one_line(tiny_vit, tmp_path, no_model_build, rows, options, message):
+    table = tmp_path / "t.csv"
+    table.write_text(rows)
+    with pytest.raises(DataError) as error:
+        finetune(task="image-classification", model=tiny_vit, dataset=str(table), output_dir=str(tmp_path / "o"),
+                 **options)
+    assert message in str(error.value) and "\n" not in str(error.value)
