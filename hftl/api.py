@@ -114,6 +114,8 @@ def finetune(
     # --- pre-flight: every check that needs no model weights ------------------------------------
     task = get_task(model_args.task)
     method = get_method(method_args.method)
+    if model_args.from_scratch and method.name != "full":
+        raise ConfigError(f"--from_scratch trains random weights, which only --method full can do (got {method.name}).")
     resume = _resume_checkpoint(training_args)
     output_dir = prepare_output_dir(training_args, method.name, resuming=resume is not None)
     resolved = resolve_model(model_args.model, model_args.revision)

@@ -48,6 +48,13 @@ class ModelArguments:
         default=False,
         metadata={"help": "Run code shipped with the checkpoint's repository. Off unless you trust it."},
     )
+    from_scratch: bool = field(
+        default=False,
+        metadata={
+            "help": "Use the checkpoint's architecture with random weights (method full only): the "
+            "baseline that shows what pretraining is worth."
+        },
+    )
 
 
 @dataclass

@@ -202,3 +202,23 @@ def test_image_column_errors_are_one_line(tiny_vit, tmp_path, no_model_build, ro
         finetune(task="image-classification", model=tiny_vit, dataset=str(table), output_dir=str(tmp_path / "o"),
                  **options)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_lora_on_a_cnn_adapts_pointwise_convs_and_round_trips_batchnorm(tiny_resnet, image_folder, tmp_path):
+    """HF ResNet: LoRA on 1x1 convs, BatchNorm saved with the adapter; merged == base + adapter == trained."""
+    from peft import PeftModel
+    from transformers import AutoModelForImageClassification
+
+    result = finetune(task="image-classification", model=tiny_resnet, dataset=str(image_folder), method="lora",
+                      output_dir=str(tmp_path / "out"), learning_rate=1e-2, **TINY)
+    adapter = json.loads((result.output_dir / "adapter" / "adapter_config.json").read_text())
+    assert adapter["target_modules"] and any("normalization" in name for name in adapter["modules_to_save"])
+    batch = torch.stack([torch.randn(3, 32, 32) for _ in range(4)])
+    trained = result.trainer.model.eval().cpu()
+    merged = AutoModelForImageClassification.from_pretrained(result.output_dir).eval()
+    base = AutoModelForImageClassification.from_pretrained(tiny_resnet, num_labels=3)
+    adapted = PeftModel.from_pretrained(base, result.output_dir / "adapter").eval()
+    with torch.no_grad():
+        expected = trained(pixel_values=batch).logits
+        torch.testing.assert_close(merged(pixel_values=batch).logits, expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(adapted(pixel_values=batch).logits, expected, atol=1e-5, rtol=0)

@@ -170,3 +170,18 @@ def test_validation_is_not_evaluated_twice(tiny_options):
     assert CountEvaluations.calls == 1
     logged = [entry for entry in result.trainer.state.log_history if "eval_loss" in entry][-1]
     assert result.metrics["eval_accuracy"] == logged["eval_accuracy"]
+
+
+def test_from_scratch_loads_no_pretrained_weights(tiny_options, tiny_bert_dir):
+    snapshot = Snapshot()
+    finetune(method="full", from_scratch=True, callbacks=[snapshot], **tiny_options)
+    base = load_file(str(Path(tiny_bert_dir) / "model.safetensors"))
+    start = snapshot.before["bert.encoder.layer.0.attention.self.query.weight"]
+    assert not torch.equal(start, base["encoder.layer.0.attention.self.query.weight"])
+
+
+def test_from_scratch_needs_full(tiny_options, no_model_build):
+    from hftl import ConfigError
+
+    with pytest.raises(ConfigError, match="--from_scratch trains random weights, which only --method full can do"):
+        finetune(method="lora", from_scratch=True, **tiny_options)

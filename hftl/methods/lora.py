@@ -10,6 +10,7 @@ from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
+from .._log import log
 from ..errors import ConfigError
 from ._base import Method
 
@@ -36,8 +37,25 @@ def _matches(target: str, full_names: list[str]) -> bool:
     return any(name == target or name.endswith("." + target) for name in full_names)
 
 
-def default_lora_targets(model) -> list[str] | None:
-    """peft's default targets for the model type, else the attention projections found by name."""
+def _pointwise_convs(model, head: list[str]) -> list[str]:
+    """Full names of 1x1, ungrouped convolutions outside the head: the layers LoRA can adapt in a CNN
+    (peft refuses ``r % groups != 0`` and can't merge grouped or depthwise convolutions)."""
+    return [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1
+        and not any(name == h or name.startswith(h + ".") for h in head)
+    ]
+
+
+def _norm_layers(model) -> list[str]:
+    """BatchNorm layers: their running statistics change in training, so they must be saved too."""
+    return [name for name, module in model.named_modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]
+
+
+def default_lora_targets(model, head: list[str] = ()) -> list[str] | None:
+    """peft's default targets for the model type, else attention projections found by name, else (CNNs)
+    the pointwise convolutions."""
     mapped = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(getattr(model.config, "model_type", ""))
     if mapped:
         return list(mapped)
@@ -45,11 +63,12 @@ def default_lora_targets(model) -> list[str] | None:
     for candidate in _PROJECTION_NAMES:
         if all(name in short_names for name in candidate):
             return list(candidate)
-    return None
+    return _pointwise_convs(model, list(head)) or None
 
 
 class LoRA(Method):
-    """peft LoRA adapters on the attention projections; the new head trains fully and is saved.
+    """peft LoRA adapters on the attention projections (in CNNs: the pointwise convolutions, with the
+    BatchNorm layers trained and saved too); the new head trains fully and is saved.
 
     ``output_dir`` gets the merged model at its root (loads with stock transformers) and the adapter,
     head included, in ``output_dir/adapter`` (loads with ``PeftModel.from_pretrained``).
@@ -57,10 +76,10 @@ class LoRA(Method):
 
     name = "lora"
     default_learning_rate = 5e-4
-    summary = "LoRA adapters (peft) on the attention projections; the new head trains and is saved"
+    summary = "LoRA adapters (peft); the new head trains and is saved"
 
-    def targets(self, model, method_args) -> list[str]:
-        targets = method_args.lora_targets or default_lora_targets(model)
+    def targets(self, model, method_args, head: list[str] = ()) -> list[str]:
+        targets = method_args.lora_targets or default_lora_targets(model, head)
         if not targets:
             available = ", ".join(sorted(_adaptable_names(model))[:15])
             raise ConfigError(
@@ -81,14 +100,18 @@ class LoRA(Method):
                 )
 
     def prepare(self, model, head, method_args, base_model_id):
+        norms = _norm_layers(model)
+        if norms:
+            log(f"LoRA: {len(norms)} BatchNorm layers train and are saved with the adapter (running statistics)")
         config = LoraConfig(
             r=method_args.lora_r,
             lora_alpha=method_args.lora_alpha,
             lora_dropout=method_args.lora_dropout,
-            target_modules=self.targets(model, method_args),
+            target_modules=self.targets(model, method_args, head),
             # The new head must train and must be saved with the adapter (peft only does this
-            # automatically for some task types and head names).
-            modules_to_save=list(head),
+            # automatically for some task types and head names); so must BatchNorm layers, whose
+            # running statistics move during training.
+            modules_to_save=list(head) + norms,
             # SEQ_CLS lets AutoPeftModelForSequenceClassification load the adapter
             task_type="SEQ_CLS" if type(model).__name__.endswith("ForSequenceClassification") else None,
         )

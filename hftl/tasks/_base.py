@@ -87,6 +87,11 @@ class Task:
         with init_empty_weights():
             return self.auto_model_class.from_config(config, trust_remote_code=model_args.trust_remote_code)
 
+    def _named_head(self, model) -> list[str]:
+        """Head modules by their conventional names (outermost matches only)."""
+        head = [name for name, _ in model.named_modules() if name.rsplit(".", 1)[-1] in self.head_names]
+        return [name for name in head if not any(name.startswith(other + ".") for other in head)]
+
     def build_model(
         self, path: str, config: PretrainedConfig, labels: LabelSpace, model_args: ModelArguments
     ) -> tuple[PreTrainedModel, list[str]]:
@@ -95,6 +100,10 @@ class Task:
         The head is whatever the checkpoint did not provide (missing or wrongly shaped keys). A
         checkpoint that already has a head for other label names gets that head re-initialised.
         """
+        if model_args.from_scratch:
+            model = self.auto_model_class.from_config(config, trust_remote_code=model_args.trust_remote_code)
+            log("from scratch: the architecture with random weights, no pretrained weights loaded")
+            return model, self._named_head(model)
         original = AutoConfig.from_pretrained(
             path, revision=model_args.revision, trust_remote_code=model_args.trust_remote_code
         )
@@ -110,8 +119,7 @@ class Task:
         fresh = [*info.get("missing_keys", []), *[key[0] if isinstance(key, tuple) else key for key in info.get("mismatched_keys", [])]]
         head = sorted({_module_of(key) for key in fresh})
         if not head:
-            head = [name for name, _ in model.named_modules() if name.rsplit(".", 1)[-1] in self.head_names]
-            head = [name for name in head if not any(name.startswith(other + ".") for other in head)]
+            head = self._named_head(model)
             previous = list((original.id2label or {}).values())
             if not _has_default_labels(original) and previous != labels.names:
                 for module_name in head:
