@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 logger = logging.getLogger("hftl")
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (notebooks and test capture replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
 
 
 def is_main_process() -> bool:
@@ -17,7 +30,7 @@ def log(message: str) -> None:
     if not is_main_process():
         return
     if not logger.handlers:
-        handler = logging.StreamHandler()
+        handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter("[hftl] %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
