@@ -113,6 +113,8 @@ def finetune(
     )
     # --- pre-flight: every check that needs no model weights ------------------------------------
     task = get_task(model_args.task)
+    model_args.model = model_args.model or task.demo_model
+    data_args.dataset = data_args.dataset or task.demo_dataset
     method = get_method(method_args.method)
     if model_args.from_scratch and method.name != "full":
         raise ConfigError(f"--from_scratch trains random weights, which only --method full can do (got {method.name}).")

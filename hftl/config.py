@@ -16,8 +16,6 @@ from .errors import ConfigError
 
 __all__ = ["ModelArguments", "DataArguments", "MethodArguments", "HftlTrainingArguments"]
 
-DEMO_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-DEMO_DATASET = "bbc-news"
 
 
 @dataclass
@@ -35,11 +33,12 @@ class ModelArguments:
         'text-classification'
     """
 
-    model: str = field(
-        default=DEMO_MODEL,
+    model: str | None = field(
+        default=None,
         metadata={
-            "help": "Hub id or local directory of the pretrained model. Resolved offline-first: local "
-            "directory, then the HF cache, then an installed offline copy, then the Hub."
+            "help": "Hub id or local directory of the pretrained model (auto: the task's demo model, "
+            "sentence-transformers/all-MiniLM-L6-v2 for text, timm/tf_efficientnet_lite0.in1k for "
+            "images). Resolved offline-first: local directory, HF cache, installed offline copy, Hub."
         },
     )
     task: str = field(default="text-classification", metadata={"help": "The task to train for."})
@@ -72,11 +71,12 @@ class DataArguments:
         'reviews.csv'
     """
 
-    dataset: str = field(
-        default=DEMO_DATASET,
+    dataset: str | None = field(
+        default=None,
         metadata={
-            "help": "Built-in dataset name (bbc-news), a CSV/JSON/JSONL/parquet file or a folder holding "
-            "train/validation/test files, or a Hub dataset id."
+            "help": "Built-in dataset name (bbc-news, mnist), a CSV/JSON/JSONL/parquet file, a folder "
+            "(split files, or one subfolder per class for images), or a Hub dataset id (auto: the "
+            "task's demo dataset, bbc-news for text, mnist for images)."
         },
     )
     dataset_config: str | None = field(default=None, metadata={"help": "Config name of a Hub dataset."})

@@ -10,8 +10,8 @@ Usage:
     accelerate launch recipes/image_cls.py --dataset labels.csv --image_column path --label_column species
     python recipes/image_cls.py --help
 
-Defaults differ from recipes/text_cls.py only in --task, --model and --dataset; every other option is
-shared. `accelerate launch -q` keeps a bad-input error to hftl's one line.
+It differs from recipes/text_cls.py only in --task (whose demo model and dataset then apply); every
+other option is shared. `accelerate launch -q` keeps a bad-input error to hftl's one line.
 """
 
 from hftl import (
@@ -38,7 +38,7 @@ def main(
 
 def image_parser():
     parser = make_parser()
-    parser.set_defaults(task="image-classification", model="timm/tf_efficientnet_lite0.in1k", dataset="mnist")
+    parser.set_defaults(task="image-classification")
     return parser
 
 

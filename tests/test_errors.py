@@ -101,3 +101,25 @@ def test_user_data_is_not_modified(refused, text_csv):
     before = text_csv.read_bytes()
     refused(DataError, "Label column 'nope' not found", label_column="nope")
     assert text_csv.read_bytes() == before
+
+
+@pytest.mark.parametrize(("task", "model", "dataset"), [
+    ("text-classification", "sentence-transformers/all-MiniLM-L6-v2", "bbc-news"),
+    ("image-classification", "timm/tf_efficientnet_lite0.in1k", "mnist"),
+])
+def test_model_and_dataset_default_to_the_tasks_demo(monkeypatch, tmp_path, task, model, dataset):
+    import hftl.api
+
+    seen = {}
+
+    def stop(name, revision=None):
+        seen["model"] = name
+        raise ModelNotFoundError("stop here")
+
+    monkeypatch.setattr(hftl.api, "resolve_model", stop)
+    with pytest.raises(ModelNotFoundError):
+        finetune(task=task, output_dir=str(tmp_path / "out"))
+    assert seen["model"] == model
+    from hftl.tasks import get_task
+
+    assert get_task(task).demo_dataset == dataset

@@ -16,8 +16,11 @@ def parse(args):
 
 def test_defaults_run_the_demo():
     model_args, data_args, method_args, training_args = parse([])
-    assert model_args.model == "sentence-transformers/all-MiniLM-L6-v2"
-    assert data_args.dataset == "bbc-news"
+    assert model_args.model is None and data_args.dataset is None  # the task's demo, chosen at run time
+    from hftl.tasks import get_task
+
+    assert get_task(model_args.task).demo_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert get_task("image-classification").demo_dataset == "mnist"
     assert method_args.method == "full"
     assert training_args.learning_rate is None and training_args.num_train_epochs is None  # auto
     assert training_args.output_dir is None  # a fresh timestamped folder at run time

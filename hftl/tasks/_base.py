@@ -37,6 +37,9 @@ class Task:
     auto_model_class: ClassVar[type]
     # Module names that hold the classification head, for checkpoints whose head loads from the file.
     head_names: ClassVar[tuple[str, ...]] = ("classifier", "score", "pre_classifier", "head", "fc")
+    # what --model and --dataset default to for this task (the offline demo)
+    demo_model: ClassVar[str]
+    demo_dataset: ClassVar[str]
     # DataArguments options this task resolves on auto: name -> fallback when no built-in dataset tunes it
     auto_options: ClassVar[dict[str, object]] = {}
 

@@ -103,6 +103,8 @@ class ImageClassification(Task):
     name = "image-classification"
     pipeline_tag = "image-classification"
     auto_model_class = AutoModelForImageClassification
+    demo_model = "timm/tf_efficientnet_lite0.in1k"
+    demo_dataset = "mnist"
     head_names = ("classifier", "head", "fc", "classif")
     auto_options = {"image_size": None, "augment": "crop-flip"}
 

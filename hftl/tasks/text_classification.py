@@ -32,6 +32,8 @@ class TextClassification(Task):
     name = "text-classification"
     pipeline_tag = "text-classification"
     auto_model_class = AutoModelForSequenceClassification
+    demo_model = "sentence-transformers/all-MiniLM-L6-v2"
+    demo_dataset = "bbc-news"
 
     def find_inputs(self, train: Dataset, label_column: str, data_args: DataArguments) -> list[str]:
         return find_text_columns(train, data_args.text_columns, label_column)
