@@ -123,3 +123,14 @@ def test_model_and_dataset_default_to_the_tasks_demo(monkeypatch, tmp_path, task
     from hftl.tasks import get_task
 
     assert get_task(task).demo_dataset == dataset
+
+
+def test_model_directory_without_tokenizer_is_one_line(tiny_bert_dir, text_csv, tmp_path, no_model_build):
+    import shutil
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(f"{tiny_bert_dir}/config.json", bare / "config.json")
+    shutil.copy(f"{tiny_bert_dir}/model.safetensors", bare / "model.safetensors")
+    fails({"model": str(bare), "dataset": str(text_csv), "output_dir": str(tmp_path / "out")}, ModelNotFoundError,
+          "Could not load the config or tokenizer of")

@@ -107,9 +107,6 @@ class Task:
             model = self.auto_model_class.from_config(config, trust_remote_code=model_args.trust_remote_code)
             log("from scratch: the architecture with random weights, no pretrained weights loaded")
             return model, self._named_head(model)
-        original = AutoConfig.from_pretrained(
-            path, revision=model_args.revision, trust_remote_code=model_args.trust_remote_code
-        )
         model, info = self.auto_model_class.from_pretrained(
             path,
             config=config,
@@ -119,10 +116,13 @@ class Task:
             output_loading_info=True,
             dtype=torch.float32,  # master weights in fp32; mixed precision comes from Trainer
         )
-        fresh = [*info.get("missing_keys", []), *[key[0] if isinstance(key, tuple) else key for key in info.get("mismatched_keys", [])]]
-        head = sorted({_module_of(key) for key in fresh})
-        if not head:
+        mismatched = [key[0] if isinstance(key, tuple) else key for key in info.get("mismatched_keys", [])]
+        head = sorted({_module_of(key) for key in [*info.get("missing_keys", []), *mismatched]})
+        if not head:  # the checkpoint has a head of the right shape: keep it only for the same labels
             head = self._named_head(model)
+            original = AutoConfig.from_pretrained(
+                path, revision=model_args.revision, trust_remote_code=model_args.trust_remote_code
+            )
             previous = list((original.id2label or {}).values())
             if not _has_default_labels(original) and previous != labels.names:
                 for module_name in head:

@@ -82,7 +82,7 @@ def build_transforms(settings: ImageSettings, augment: str):
     resize = int(round(settings.size / settings.crop_pct))
     evaluation = v2.Compose([v2.Resize(resize, interpolation=interpolation), v2.CenterCrop(settings.size), *normalise])
     if augment == "none":
-        return v2.Compose([v2.Resize(resize, interpolation=interpolation), v2.CenterCrop(settings.size), *normalise]), evaluation
+        return evaluation, evaluation
     train = [v2.RandomResizedCrop(settings.size, scale=(0.35, 1.0), interpolation=interpolation)]
     if augment in ("crop-flip", "trivialaugment", "randaugment"):
         train.append(v2.RandomHorizontalFlip())

@@ -13,7 +13,7 @@ from transformers import (
 from ..config import DataArguments, ModelArguments
 from ..data.columns import find_text_columns
 from ..data.labels import LabelSpace
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, ModelNotFoundError
 from ._base import Task
 
 __all__ = ["TextClassification"]
@@ -58,6 +58,13 @@ class TextClassification(Task):
         tokenizer = AutoTokenizer.from_pretrained(
             path, revision=model_args.revision, trust_remote_code=model_args.trust_remote_code
         )
+        if len(tokenizer) <= len(tokenizer.all_special_tokens) + 1:
+            # transformers 5 builds a vocabulary-less tokenizer when the files are missing; every word
+            # would become [UNK] and training would still "work"
+            raise ModelNotFoundError(
+                f"Could not load the config or tokenizer of '{path}': its tokenizer has no vocabulary "
+                f"({len(tokenizer)} tokens). Save the tokenizer files there with tokenizer.save_pretrained()."
+            )
         if tokenizer.pad_token is None:  # GPT-style tokenizers
             if tokenizer.eos_token is None:
                 raise ConfigError(
