@@ -17,7 +17,15 @@ from .config import DataArguments, HftlTrainingArguments, MethodArguments, Model
 from .data import LabelSpace, prepare_data
 from .errors import ConfigError, HftlError, ModelNotFoundError
 from .methods import count_parameters, get_method
-from .metrics import argmax_logits, compute_classification_metrics, per_class_report
+from .metrics import (
+    MultiLabelMetrics,
+    argmax_logits,
+    compute_classification_metrics,
+    multi_label_metrics,
+    per_class_report,
+    sigmoid_logits,
+    tune_threshold,
+)
 from .parser import ARGUMENT_CLASSES, build_dataclass, did_you_mean, make_parser
 from .resolve import resolve_model
 from .tasks import get_task
@@ -47,7 +55,8 @@ class FinetuneResult:
 
     def table(self) -> str:
         """A small table of the headline metrics: test accuracy and macro-F1, sizes and training time."""
-        keys = ("test_accuracy", "test_macro_f1", "test_loss", "test_samples", "train_samples", "train_runtime")
+        keys = ("test_accuracy", "test_micro_f1", "test_macro_f1", "test_mAP", "test_subset_accuracy", "threshold", "test_loss",
+                "test_samples", "train_samples", "train_runtime")  # fmt: skip
         rows = [(key, self.metrics[key]) for key in keys if key in self.metrics]
         rows.append(("trainable_params", f"{self.metrics['trainable_params']:,} ({self.metrics['trainable_fraction']:.2%})"))
         width = max(len(key) for key, _ in rows)
@@ -145,19 +154,22 @@ def finetune(
         eval_dataset=tokenized["validation"],
         processing_class=processor,
         data_collator=task.collator(processor, pad_to_multiple_of=8 if on_accelerator else None),
-        compute_metrics=compute_classification_metrics,
-        preprocess_logits_for_metrics=argmax_logits,
+        compute_metrics=MultiLabelMetrics() if data.labels.multi_label else compute_classification_metrics,
+        preprocess_logits_for_metrics=sigmoid_logits if data.labels.multi_label else argmax_logits,
         callbacks=callbacks,
     )
     train_result = trainer.train(resume_from_checkpoint=resume)
     metrics: dict[str, Any] = {**train_result.metrics, "train_samples": len(tokenized["train"])}
     metrics.update(_final_eval_metrics(trainer))
     metrics["eval_samples"] = len(tokenized["validation"])
+    if data.labels.multi_label:
+        metrics.update(_tune_threshold(trainer, model))
     test = trainer.predict(tokenized["test"], metric_key_prefix="test")
     metrics.update(test.metrics)
     metrics.update(test_samples=len(tokenized["test"]), trainable_params=trainable, all_params=total)
     metrics["trainable_fraction"] = trainable / total
-    report, report_table = per_class_report(test.predictions, test.label_ids, data.labels.names)
+    predictions = test.predictions >= metrics["threshold"] if data.labels.multi_label else test.predictions
+    report, report_table = per_class_report(predictions, test.label_ids, data.labels.names)
     log(f"per-class report on the test split:\n{report}")
 
     method.save(trainer, output_dir, processor, method_args)
@@ -180,6 +192,20 @@ def _final_eval_metrics(trainer: Trainer) -> dict[str, float]:
         if "eval_loss" in entry and entry.get("step") == state.global_step and not trainer.args.load_best_model_at_end:
             return {key: value for key, value in entry.items() if key.startswith("eval_")}
     return trainer.evaluate()
+
+
+def _tune_threshold(trainer: Trainer, model) -> dict[str, float]:
+    """Multi-label: pick the decision threshold on the validation predictions, record it in the model's
+    config (saved with it, as ``multi_label_threshold``) and re-score validation at that threshold."""
+    scorer = trainer.compute_metrics
+    if scorer.last is None:  # validation not scored yet (e.g. resumed after the last evaluation)
+        trainer.evaluate()
+    probabilities, references = scorer.last
+    scorer.threshold = tune_threshold(probabilities, references)
+    model.config.multi_label_threshold = scorer.threshold
+    log(f"multi-label decision threshold {scorer.threshold:g} (best micro-F1 on the validation split)")
+    tuned = multi_label_metrics(probabilities, references, scorer.threshold)
+    return {"threshold": scorer.threshold, **{f"eval_{key}": value for key, value in tuned.items()}}
 
 
 def _load_processor_and_config(task, path: str, labels: LabelSpace, model_args: ModelArguments):

@@ -90,6 +90,14 @@ class DataArguments:
     label_column: str | None = field(
         default=None, metadata={"help": "Label column. Inferred from common names if unset."}
     )
+    label_delimiter: str | None = field(
+        default=None,
+        metadata={
+            "help": "Split string labels on this delimiter (e.g. ',' or '|') so a row can carry several "
+            "labels: multi-label classification. A label column holding lists switches to multi-label "
+            "without it."
+        },
+    )
     image_column: str | None = field(
         default=None,
         metadata={"help": "Image column (image tasks): an Image feature or file paths. Inferred if unset."},

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, classification_report, f1_score
+from sklearn.metrics import accuracy_score, average_precision_score, classification_report, f1_score
 
-__all__ = ["argmax_logits", "compute_classification_metrics", "per_class_report", "metric_backend"]
+__all__ = [
+    "argmax_logits", "compute_classification_metrics", "per_class_report", "metric_backend",
+    "sigmoid_logits", "MultiLabelMetrics", "multi_label_metrics", "tune_threshold",
+]  # fmt: skip
 
 
 def _evaluate_module_cached(name: str) -> bool:
@@ -51,8 +54,60 @@ def compute_classification_metrics(eval_pred) -> dict[str, float]:
     return {"accuracy": float(accuracy), "macro_f1": float(macro_f1)}
 
 
+def sigmoid_logits(logits, labels):
+    """``preprocess_logits_for_metrics`` for multi-label: per-class probabilities."""
+    if isinstance(logits, (tuple, list)):
+        logits = logits[0]
+    return torch.sigmoid(logits.float())
+
+
+def multi_label_metrics(probabilities, references, threshold: float = 0.5) -> dict[str, float]:
+    """Micro/macro-F1 and subset accuracy at ``threshold``, and mean average precision (threshold-free).
+
+    ``mAP`` averages over the classes that have at least one positive example (average precision is
+    undefined for the others).
+    """
+    probabilities, references = np.asarray(probabilities, dtype=np.float64), np.asarray(references) > 0.5
+    predicted = probabilities >= threshold
+    present = references.any(axis=0)
+    average_precision = (
+        average_precision_score(references[:, present], probabilities[:, present], average="macro")
+        if present.any() else 0.0
+    )
+    return {
+        "micro_f1": float(f1_score(references, predicted, average="micro", zero_division=0)),
+        "macro_f1": float(f1_score(references, predicted, average="macro", zero_division=0)),
+        "mAP": float(average_precision),
+        "subset_accuracy": float(accuracy_score(references, predicted)),
+    }
+
+
+def tune_threshold(probabilities, references) -> float:
+    """The one decision threshold (0.05 to 0.95, step 0.05) with the best micro-F1; ties go to the
+    threshold nearest 0.5."""
+    candidates = np.round(np.arange(0.05, 0.951, 0.05), 2)
+    scores = [multi_label_metrics(probabilities, references, t)["micro_f1"] for t in candidates]
+    best = max(scores)
+    return float(min((t for t, score in zip(candidates, scores) if score >= best - 1e-12), key=lambda t: abs(t - 0.5)))
+
+
+class MultiLabelMetrics:
+    """``compute_metrics`` for multi-label runs: metrics at ``threshold``; keeps the latest predictions
+    so the threshold can be tuned on the validation split without predicting it again."""
+
+    def __init__(self, threshold: float = 0.5):
+        self.threshold = threshold
+        self.last: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, eval_pred) -> dict[str, float]:
+        probabilities, references = np.asarray(eval_pred.predictions), np.asarray(eval_pred.label_ids)
+        self.last = (probabilities, references)
+        return multi_label_metrics(probabilities, references, self.threshold)
+
+
 def per_class_report(predictions, references, names: list[str]) -> tuple[str, dict]:
-    """scikit-learn's per-class precision/recall/F1, as printable text and as a dict."""
+    """scikit-learn's per-class precision/recall/F1, as printable text and as a dict (class ids, or
+    multi-hot 0/1 matrices for multi-label)."""
     ids = list(range(len(names)))
     options = {"labels": ids, "target_names": names, "zero_division": 0, "digits": 3}
     text = classification_report(references, predictions, **options)

@@ -11,7 +11,7 @@ from ..errors import DataError
 __all__ = ["LABEL_COLUMN_NAMES", "TEXT_COLUMN_NAMES", "TEXT_PAIR_NAMES", "IMAGE_COLUMN_NAMES", "find_label_column", "find_text_columns"]
 
 LABEL_COLUMN_NAMES = (
-    "label", "labels", "category", "class", "target", "sentiment", "stars", "rating", "topic", "intent",
+    "label", "labels", "category", "class", "target", "sentiment", "stars", "rating", "topic", "intent", "tags",
 )  # fmt: skip
 TEXT_COLUMN_NAMES = (
     "text", "sentence", "content", "review", "document", "body", "tweet", "comment", "message", "utterance",

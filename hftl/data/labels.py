@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datasets import ClassLabel, Dataset, Value
+from datasets import ClassLabel, Dataset, List, Sequence, Value
 
 from ..errors import DataError
 
-__all__ = ["LabelSpace", "build_label_space", "encode_labels", "is_unlabelled"]
+__all__ = ["LabelSpace", "build_label_space", "encode_labels", "is_unlabelled", "is_multi_label"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,8 @@ class LabelSpace:
 
     Args:
         names: Class names; the index is the class id.
+        multi_label: Each example carries a set of these classes (sigmoid per class, BCE loss) rather
+            than exactly one (softmax, cross-entropy).
 
     Example:
         >>> LabelSpace(["neg", "pos"]).label2id
@@ -24,6 +26,7 @@ class LabelSpace:
     """
 
     names: list[str]
+    multi_label: bool = False
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -58,15 +61,64 @@ def is_unlabelled(split: Dataset, column: str) -> bool:
     return values <= {None, -1}
 
 
-def build_label_space(train: Dataset, column: str) -> LabelSpace:
-    """Classes from the training split: a ``ClassLabel``'s own names, else the sorted distinct values."""
+def is_multi_label(feature, delimiter: str | None) -> bool:
+    """A column of lists, or of strings split by ``--label_delimiter``, gives several labels per row."""
+    if isinstance(feature, (List, Sequence)):
+        return True
+    return bool(delimiter) and isinstance(feature, Value) and feature.dtype in ("string", "large_string")
+
+
+def _label_sets(split: Dataset, column: str, delimiter: str | None, split_name: str) -> list[list[str]]:
+    """Each row's labels as strings (class names of a ``ClassLabel`` list, split strings, ...)."""
+    feature = split.features[column]
+    inner = getattr(feature, "feature", None)
+    names = inner.names if isinstance(inner, ClassLabel) else None
+    if isinstance(inner, Value) and inner.dtype.startswith("float"):
+        raise DataError(
+            f"Label column '{column}' holds lists of numbers; hftl reads them as label names, not as "
+            "multi-hot vectors. Write each row's label names, e.g. [\"sport\", \"politics\"]."
+        )
+    sets = []
+    for index, value in enumerate(split[column]):
+        if value is None:
+            raise DataError(
+                f"Row {index} of the {split_name} split has no value in label column '{column}'; use an "
+                "empty list (or empty string) for 'no label', or drop the row."
+            )
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(delimiter)] if delimiter else [value]
+            value = [part for part in value if part]
+        if not isinstance(value, (list, tuple)) or any(isinstance(item, (list, dict)) for item in value):
+            raise DataError(f"Label column '{column}' row {index} is {value!r}; multi-label rows need a list of names.")
+        sets.append([names[item] if names else str(_key(item)) for item in value])
+    return sets
+
+
+def _multi_label_space(train: Dataset, column: str, delimiter: str | None) -> LabelSpace:
+    distinct = {name for labels in _label_sets(train, column, delimiter, "train") for name in labels}
+    if len(distinct) < 2:
+        raise DataError(
+            f"Multi-label column '{column}' has {len(distinct)} distinct label(s) in train; a classifier "
+            "needs at least 2."
+        )
+    numeric = all(name.lstrip("-").isdigit() for name in distinct)
+    return LabelSpace(sorted(distinct, key=int if numeric else str), multi_label=True)
+
+
+def build_label_space(train: Dataset, column: str, delimiter: str | None = None) -> LabelSpace:
+    """Classes from the training split: a ``ClassLabel``'s own names, else the sorted distinct values.
+
+    A column of lists, or of strings split by ``delimiter``, gives a multi-label space.
+    """
     feature = train.features[column]
+    if is_multi_label(feature, delimiter):
+        return _multi_label_space(train, column, delimiter)
     if isinstance(feature, ClassLabel):
         return LabelSpace(list(feature.names))
     if not isinstance(feature, Value):
         raise DataError(
-            f"Label column '{column}' holds {type(feature).__name__} values (lists or mappings); "
-            "single-label classification needs one label per row. Pick another --label_column."
+            f"Label column '{column}' holds {type(feature).__name__} values; classification needs one "
+            "label per row, or a list of label names per row (multi-label). Pick another --label_column."
         )
     values = _distinct(train, column)
     missing = sum(1 for value in train[column] if value is None) if None in values else 0
@@ -89,9 +141,44 @@ def build_label_space(train: Dataset, column: str) -> LabelSpace:
     return LabelSpace([str(key) for key in keys])
 
 
-def encode_labels(split: Dataset, split_name: str, column: str, labels: LabelSpace) -> Dataset:
-    """Replace ``column`` by integer ``labels`` (a ``ClassLabel``); refuse values train doesn't have."""
+def _unseen_error(split_name: str, unseen: list, labels: LabelSpace) -> DataError:
+    listing = ", ".join(repr(value) for value in unseen[:5]) + (" ..." if len(unseen) > 5 else "")
+    return DataError(
+        f"The {split_name} split has labels the train split lacks ({listing}); the model could never "
+        f"predict them. Add training examples for them or drop those rows. Train labels: "
+        f"{', '.join(labels.names[:10])}{' ...' if len(labels) > 10 else ''}."
+    )
+
+
+def _encode_multi_label(split: Dataset, split_name: str, column: str, labels: LabelSpace, delimiter) -> Dataset:
+    """Replace ``column`` by multi-hot float ``labels`` (what BCEWithLogitsLoss takes)."""
+    sets = _label_sets(split, column, delimiter, split_name)
+    known = labels.label2id
+    unseen = sorted({name for row in sets for name in row if name not in known})
+    if unseen:
+        raise _unseen_error(split_name, unseen, labels)
+
+    def encode(batch, indices):
+        rows = []
+        for index in indices:
+            hot = [0.0] * len(labels)
+            for name in sets[index]:
+                hot[known[name]] = 1.0
+            rows.append(hot)
+        return {"labels": rows}
+
+    encoded = split.map(encode, with_indices=True, batched=True, remove_columns=[column], desc=f"labels ({split_name})")
+    return encoded.cast_column("labels", List(Value("float32")))
+
+
+def encode_labels(split: Dataset, split_name: str, column: str, labels: LabelSpace, delimiter: str | None = None) -> Dataset:
+    """Replace ``column`` by integer ``labels`` (a ``ClassLabel``), or multi-hot vectors for a multi-label
+    space; refuse values train doesn't have."""
+    if labels.multi_label:
+        return _encode_multi_label(split, split_name, column, labels, delimiter)
     feature = split.features[column]
+    if is_multi_label(feature, delimiter):
+        raise DataError(f"The {split_name} split holds lists in label column '{column}' but train holds single labels.")
     known = labels.label2id
     if isinstance(feature, ClassLabel):
         if list(feature.names) != labels.names:
@@ -113,12 +200,7 @@ def encode_labels(split: Dataset, split_name: str, column: str, labels: LabelSpa
         if not ok:
             unseen.append(shown)
     if unseen:
-        listing = ", ".join(repr(value) for value in unseen[:5]) + (" ..." if len(unseen) > 5 else "")
-        raise DataError(
-            f"The {split_name} split has labels the train split lacks ({listing}); the model could never "
-            f"predict them. Add training examples for them or drop those rows. Train labels: "
-            f"{', '.join(labels.names[:10])}{' ...' if len(labels) > 10 else ''}."
-        )
+        raise _unseen_error(split_name, unseen, labels)
 
     def encode(batch):
         if lookup is not None:

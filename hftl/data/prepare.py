@@ -41,14 +41,14 @@ class PreparedData:
     tuned: dict = field(default_factory=dict)
 
 
-def _carve(train: Dataset, size: float, seed: int, name: str) -> tuple[Dataset, Dataset]:
+def _carve(train: Dataset, size: float, seed: int, name: str, stratify: bool) -> tuple[Dataset, Dataset]:
     if len(train) < 3:
         raise DataError(
             f"The train split has {len(train)} rows, too few to carve a {name} split from; add data or "
             f"provide a {name} split."
         )
     try:
-        parts = train.train_test_split(test_size=size, seed=seed, stratify_by_column="labels")
+        parts = train.train_test_split(test_size=size, seed=seed, stratify_by_column="labels" if stratify else None)
     except ValueError:  # a class with a single example cannot be stratified
         parts = train.train_test_split(test_size=size, seed=seed)
     return parts["train"], parts["test"]
@@ -95,17 +95,20 @@ def prepare_data(data_args: DataArguments, task) -> PreparedData:
             continue
         splits[name] = task.check_inputs(name, split.select_columns(wanted), input_columns, data_args)
 
-    labels = build_label_space(splits["train"], label_column)
-    splits = {name: encode_labels(split, name, label_column, labels) for name, split in splits.items()}
+    labels = build_label_space(splits["train"], label_column, data_args.label_delimiter)
+    splits = {
+        name: encode_labels(split, name, label_column, labels, data_args.label_delimiter)
+        for name, split in splits.items()
+    }
     carved = []
     if "test" not in splits:
         splits["train"], splits["test"] = _carve(
-            splits["train"], data_args.test_split_size, data_args.split_seed, "test"
+            splits["train"], data_args.test_split_size, data_args.split_seed, "test", not labels.multi_label
         )
         carved.append(f"test {data_args.test_split_size:.0%}")
     if "validation" not in splits:
         splits["train"], splits["validation"] = _carve(
-            splits["train"], data_args.validation_split_size, data_args.split_seed, "validation"
+            splits["train"], data_args.validation_split_size, data_args.split_seed, "validation", not labels.multi_label
         )
         carved.append(f"validation {data_args.validation_split_size:.0%}")
     splits["train"] = _cap(splits["train"], data_args.max_train_samples, data_args.split_seed)
@@ -121,7 +124,8 @@ def prepare_data(data_args: DataArguments, task) -> PreparedData:
     sizes = " / ".join(f"{name} {len(splits[name])}" for name in SPLITS)
     note = f" (carved from train with split_seed {data_args.split_seed}: {', '.join(carved)})" if carved else ""
     log(f"data: {source}: {sizes}{note}; inputs {', '.join(input_columns)}, label '{label_column}'")
-    log(f"labels ({len(labels)}): {', '.join(labels.names[:20])}{' ...' if len(labels) > 20 else ''}")
+    kind = "multi-label, several per example" if labels.multi_label else "one per example"
+    log(f"labels ({len(labels)}, {kind}): {', '.join(labels.names[:20])}{' ...' if len(labels) > 20 else ''}")
     spec = builtin_datasets().get(data_args.dataset)
     return PreparedData(
         splits=DatasetDict({name: splits[name] for name in SPLITS}),

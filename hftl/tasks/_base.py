@@ -83,6 +83,7 @@ class Task:
             num_labels=len(labels),
             id2label=labels.id2label,
             label2id=labels.label2id,
+            problem_type="multi_label_classification" if labels.multi_label else "single_label_classification",
         )
 
     def model_skeleton(self, config: PretrainedConfig, model_args: ModelArguments) -> PreTrainedModel:
