@@ -88,7 +88,7 @@ def tune_threshold(probabilities, references) -> float:
     candidates = np.round(np.arange(0.05, 0.951, 0.05), 2)
     scores = [multi_label_metrics(probabilities, references, t)["micro_f1"] for t in candidates]
     best = max(scores)
-    return float(min((t for t, score in zip(candidates, scores) if score >= best - 1e-12), key=lambda t: abs(t - 0.5)))
+    return float(min((t for t, score in zip(candidates, scores, strict=True) if score >= best - 1e-12), key=lambda t: abs(t - 0.5)))
 
 
 class MultiLabelMetrics:

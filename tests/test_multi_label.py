@@ -102,10 +102,10 @@ def test_multi_label_text_through_the_recipe(tiny_bert_dir, tmp_path):
 
 
 def test_multi_label_images_with_a_delimited_csv_column(tmp_path):
-    from .test_image import COLOURS, make_image, save_backbone
-
     import torch
     from transformers import ViTConfig, ViTModel
+
+    from .test_image import COLOURS, make_image, save_backbone
 
     torch.manual_seed(0)
     model_dir = save_backbone(tmp_path / "vit", ViTModel(ViTConfig(
