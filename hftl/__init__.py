@@ -30,4 +30,3 @@ __all__ = [
     "make_parser",
     "run_cli",
 ]
-

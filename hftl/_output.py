@@ -75,7 +75,11 @@ def _config_values(arguments: tuple) -> dict:
         if isinstance(instance, HftlTrainingArguments):
             current = instance.to_dict()  # enums as strings, tokens redacted
             for spec in dataclasses.fields(instance):
-                if spec.init and spec.name not in _SKIPPED and current.get(spec.name) != _plain(_field_default(spec)):
+                if (
+                    spec.init
+                    and spec.name not in _SKIPPED
+                    and current.get(spec.name) != _plain(_field_default(spec))
+                ):
                     values[spec.name] = current[spec.name]
             values["output_dir"] = instance.output_dir
         else:

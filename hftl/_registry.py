@@ -26,7 +26,9 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise ConfigError(f"Unknown {self.kind} '{name}'; choose one of: {', '.join(self._entries)}.") from None
+            raise ConfigError(
+                f"Unknown {self.kind} '{name}'; choose one of: {', '.join(self._entries)}."
+            ) from None
 
     def names(self) -> list[str]:
         return list(self._entries)

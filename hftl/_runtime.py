@@ -30,4 +30,6 @@ def use_all_cpu_cores(world_size: int) -> None:
     share = max((psutil.cpu_count(logical=False) or os.cpu_count() or 1) // max(world_size, 1), 1)
     if share > torch.get_num_threads():
         torch.set_num_threads(share)
-        log(f"accelerate launch set OMP_NUM_THREADS=1; using {share} CPU threads (HFTL_NUM_THREADS overrides)")
+        log(
+            f"accelerate launch set OMP_NUM_THREADS=1; using {share} CPU threads (HFTL_NUM_THREADS overrides)"
+        )

@@ -58,9 +58,17 @@ class FinetuneResult:
         keys = ("test_accuracy", "test_micro_f1", "test_macro_f1", "test_mAP", "test_subset_accuracy", "threshold", "test_loss",
                 "test_samples", "train_samples", "train_runtime")  # fmt: skip
         rows = [(key, self.metrics[key]) for key in keys if key in self.metrics]
-        rows.append(("trainable_params", f"{self.metrics['trainable_params']:,} ({self.metrics['trainable_fraction']:.2%})"))
+        rows.append(
+            (
+                "trainable_params",
+                f"{self.metrics['trainable_params']:,} ({self.metrics['trainable_fraction']:.2%})",
+            )
+        )
         width = max(len(key) for key, _ in rows)
-        return "\n".join(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}" for key, value in rows)
+        return "\n".join(
+            f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}"
+            for key, value in rows
+        )
 
 
 def _collect_arguments(dataclass_args: dict, options: dict) -> tuple:
@@ -70,8 +78,12 @@ def _collect_arguments(dataclass_args: dict, options: dict) -> tuple:
     if config_file:  # through the parser, so YAML values get the same type conversion as on the CLI
         parser = make_parser()
         keys = parser.read_config(config_file)
-        parsed = {name: getattr(instance, name) for instance in parser.parse(["--config", config_file])
-                  for name in keys if hasattr(instance, name)}
+        parsed = {
+            name: getattr(instance, name)
+            for instance in parser.parse(["--config", config_file])
+            for name in keys
+            if hasattr(instance, name)
+        }
         values.update(parsed)
     field_owner = {f.name: cls for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls) if f.init}
     for name in options:
@@ -126,10 +138,14 @@ def finetune(
     data_args.dataset = data_args.dataset or task.demo_dataset
     method = get_method(method_args.method)
     if model_args.from_scratch and method.name != "full":
-        raise ConfigError(f"--from_scratch trains random weights, which only --method full can do (got {method.name}).")
+        raise ConfigError(
+            f"--from_scratch trains random weights, which only --method full can do (got {method.name})."
+        )
+    if model_args.weights and task.name != "image-classification":
+        raise ConfigError("--weights loads a timm architecture, which only --task image-classification uses.")
     resume = _resume_checkpoint(training_args)
     output_dir = prepare_output_dir(training_args, method.name, resuming=resume is not None)
-    resolved = resolve_model(model_args.model, model_args.revision)
+    resolved = resolve_model(model_args.model, model_args.revision, model_args.weights)
     log(f"model: {model_args.model} ({resolved.source})")
     data = prepare_data(data_args, task)
     processor, config = _load_processor_and_config(task, resolved.path, data.labels, model_args)
@@ -145,7 +161,9 @@ def finetune(
     task.on_model_built(model, processor, data_args)
     model = method.prepare(model, head, method_args, resolved.hub_id or resolved.path)
     trainable, total = count_parameters(model)
-    log(f"method {method.name}: {method.summary}; trainable parameters {trainable:,} of {total:,} ({trainable / total:.2%})")
+    log(
+        f"method {method.name}: {method.summary}; trainable parameters {trainable:,} of {total:,} ({trainable / total:.2%})"
+    )
     on_accelerator = training_args.device.type not in ("cpu", "mps")
     trainer = HftlTrainer(
         model=model,
@@ -181,7 +199,9 @@ def finetune(
             arguments=(model_args, data_args, method_args, training_args),
         )
     log(f"saved to {output_dir}")
-    return FinetuneResult(metrics=metrics, output_dir=Path(output_dir), trainer=trainer, labels=data.labels, report=report)
+    return FinetuneResult(
+        metrics=metrics, output_dir=Path(output_dir), trainer=trainer, labels=data.labels, report=report
+    )
 
 
 def _final_eval_metrics(trainer: Trainer) -> dict[str, float]:
@@ -189,7 +209,11 @@ def _final_eval_metrics(trainer: Trainer) -> dict[str, float]:
     ran at the last step (eval_strategy epoch), so the validation split isn't evaluated twice."""
     state = trainer.state
     for entry in reversed(state.log_history):
-        if "eval_loss" in entry and entry.get("step") == state.global_step and not trainer.args.load_best_model_at_end:
+        if (
+            "eval_loss" in entry
+            and entry.get("step") == state.global_step
+            and not trainer.args.load_best_model_at_end
+        ):
             return {key: value for key, value in entry.items() if key.startswith("eval_")}
     return trainer.evaluate()
 
@@ -217,7 +241,11 @@ def _load_processor_and_config(task, path: str, labels: LabelSpace, model_args: 
         raise
     except (OSError, ValueError, KeyError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = "" if model_args.trust_remote_code or "trust_remote_code" not in str(exc) else " Pass --trust_remote_code if you trust its code."
+        hint = (
+            ""
+            if model_args.trust_remote_code or "trust_remote_code" not in str(exc)
+            else " Pass --trust_remote_code if you trust its code."
+        )
         raise ModelNotFoundError(
             f"Could not load the config or tokenizer of '{model_args.model}': {first_line[:200]}.{hint} "
             "A local directory needs config.json and the tokenizer files (save both with save_pretrained)."
@@ -231,13 +259,17 @@ def _resume_checkpoint(training_args: HftlTrainingArguments) -> str | None:
         return None
     if value == "auto":
         if not training_args.output_dir or not Path(training_args.output_dir).is_dir():
-            raise ConfigError("--resume_from_checkpoint auto needs --output_dir pointing at the interrupted run.")
+            raise ConfigError(
+                "--resume_from_checkpoint auto needs --output_dir pointing at the interrupted run."
+            )
         last = get_last_checkpoint(training_args.output_dir)
         if last is None:
             log(f"no checkpoint in {training_args.output_dir}: starting from the beginning")
         return last
     if not Path(value).is_dir():
-        raise ConfigError(f"--resume_from_checkpoint '{value}' is not a directory; pass a checkpoint-<step> folder or auto.")
+        raise ConfigError(
+            f"--resume_from_checkpoint '{value}' is not a directory; pass a checkpoint-<step> folder or auto."
+        )
     return value
 
 
@@ -251,7 +283,9 @@ def _resolve_auto_settings(task, method, data, data_args, training_args, process
     elif max_length is None:
         tuned = data.tuned.get("max_length")
         max_length = tuned or model_limit
-        chosen.append(f"max_length={max_length} ({'tuned for ' + data_args.dataset if tuned else 'the model maximum'})")
+        chosen.append(
+            f"max_length={max_length} ({'tuned for ' + data_args.dataset if tuned else 'the model maximum'})"
+        )
     elif model_limit is not None and max_length > model_limit:
         chosen.append(f"max_length={model_limit} (the model maximum; {max_length} was asked)")
         max_length = model_limit
@@ -263,13 +297,17 @@ def _resolve_auto_settings(task, method, data, data_args, training_args, process
     if training_args.num_train_epochs is None:
         tuned = data.tuned.get("num_train_epochs")
         training_args.num_train_epochs = float(tuned or 3)
-        chosen.append(f"num_train_epochs={training_args.num_train_epochs:g} ({'tuned for ' + data_args.dataset if tuned else 'default'})")
+        chosen.append(
+            f"num_train_epochs={training_args.num_train_epochs:g} ({'tuned for ' + data_args.dataset if tuned else 'default'})"
+        )
     for option, fallback in task.auto_options.items():
         if getattr(data_args, option) is None:
             tuned = data.tuned.get(option)
             setattr(data_args, option, tuned or fallback)
             if tuned or fallback:
-                chosen.append(f"{option}={tuned or fallback} ({'tuned for ' + data_args.dataset if tuned else 'default'})")
+                chosen.append(
+                    f"{option}={tuned or fallback} ({'tuned for ' + data_args.dataset if tuned else 'default'})"
+                )
     if chosen:
         log("auto settings: " + ", ".join(chosen))
     data_args.max_length = max_length  # so the saved config reruns with the same length

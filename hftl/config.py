@@ -17,7 +17,6 @@ from .errors import ConfigError
 __all__ = ["ModelArguments", "DataArguments", "MethodArguments", "HftlTrainingArguments"]
 
 
-
 @dataclass
 class ModelArguments:
     """Which pretrained checkpoint to adapt, and for which task.
@@ -39,6 +38,14 @@ class ModelArguments:
             "help": "Hub id or local directory of the pretrained model (auto: the task's demo model, "
             "sentence-transformers/all-MiniLM-L6-v2 for text, timm/tf_efficientnet_lite0.in1k for "
             "images). Resolved offline-first: local directory, HF cache, installed offline copy, Hub."
+        },
+    )
+    weights: str | None = field(
+        default=None,
+        metadata={
+            "help": "A state dict file (.pth/.pt/.bin/.safetensors) for --model given as a timm "
+            "architecture name (e.g. --model resnet50 --weights resnet50.pth); loaded with "
+            "weights_only, turned into a TimmWrapper checkpoint once."
         },
     )
     task: str = field(default="text-classification", metadata={"help": "The task to train for."})
@@ -133,7 +140,9 @@ class DataArguments:
     )
     validation_split_size: float = field(
         default=0.1,
-        metadata={"help": "Fraction of train carved off as validation when the data has no validation split."},
+        metadata={
+            "help": "Fraction of train carved off as validation when the data has no validation split."
+        },
     )
     test_split_size: float = field(
         default=0.1,
@@ -144,7 +153,9 @@ class DataArguments:
         metadata={"help": "Seed for carving splits; separate from --seed so the test set never moves."},
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use at most N training examples."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Use at most N validation examples."})
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Use at most N validation examples."}
+    )
     max_test_samples: int | None = field(default=None, metadata={"help": "Use at most N test examples."})
 
     def __post_init__(self):
@@ -269,7 +280,9 @@ class HftlTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "Training epochs (auto: the built-in dataset's tuned value, else 3)."},
     )
-    per_device_train_batch_size: int = field(default=16, metadata={"help": "Batch size per device for training."})
+    per_device_train_batch_size: int = field(
+        default=16, metadata={"help": "Batch size per device for training."}
+    )
     eval_strategy: str = field(
         default="epoch", metadata={"help": "When to evaluate on the validation split: no, steps or epoch."}
     )
@@ -294,7 +307,10 @@ class HftlTrainingArguments(TrainingArguments):
     def __post_init__(self):
         if self.bf16 is None:
             self.bf16 = bool(
-                not self.use_cpu and not self.fp16 and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+                not self.use_cpu
+                and not self.fp16
+                and torch.cuda.is_available()
+                and torch.cuda.is_bf16_supported()
             )
         if not torch.cuda.is_available():  # pinning needs an accelerator; stock Trainer warns otherwise
             self.dataloader_pin_memory = False
@@ -304,5 +320,7 @@ class HftlTrainingArguments(TrainingArguments):
             raise ConfigError(f"--num_train_epochs must be positive (got {self.num_train_epochs}).")
         auto_output_dir = self.output_dir is None
         super().__post_init__()
-        if auto_output_dir:  # stock __post_init__ substitutes "trainer_output"; hftl picks a fresh folder at run time
+        if (
+            auto_output_dir
+        ):  # stock __post_init__ substitutes "trainer_output"; hftl picks a fresh folder at run time
             self.output_dir = None

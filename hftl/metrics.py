@@ -28,7 +28,11 @@ def _evaluate_module_cached(name: str) -> bool:
 
 def metric_backend() -> str:
     """``"evaluate"`` when the accuracy and f1 modules are cached locally, else ``"scikit-learn"``."""
-    return "evaluate" if _evaluate_module_cached("accuracy") and _evaluate_module_cached("f1") else "scikit-learn"
+    return (
+        "evaluate"
+        if _evaluate_module_cached("accuracy") and _evaluate_module_cached("f1")
+        else "scikit-learn"
+    )
 
 
 def argmax_logits(logits, labels):
@@ -46,8 +50,12 @@ def compute_classification_metrics(eval_pred) -> dict[str, float]:
     if metric_backend() == "evaluate":
         import evaluate
 
-        accuracy = evaluate.load("accuracy").compute(predictions=predictions, references=references)["accuracy"]
-        macro_f1 = evaluate.load("f1").compute(predictions=predictions, references=references, average="macro")["f1"]
+        accuracy = evaluate.load("accuracy").compute(predictions=predictions, references=references)[
+            "accuracy"
+        ]
+        macro_f1 = evaluate.load("f1").compute(
+            predictions=predictions, references=references, average="macro"
+        )["f1"]
     else:
         accuracy = accuracy_score(references, predictions)
         macro_f1 = f1_score(references, predictions, average="macro", zero_division=0)
@@ -72,7 +80,8 @@ def multi_label_metrics(probabilities, references, threshold: float = 0.5) -> di
     present = references.any(axis=0)
     average_precision = (
         average_precision_score(references[:, present], probabilities[:, present], average="macro")
-        if present.any() else 0.0
+        if present.any()
+        else 0.0
     )
     return {
         "micro_f1": float(f1_score(references, predicted, average="micro", zero_division=0)),
@@ -88,7 +97,12 @@ def tune_threshold(probabilities, references) -> float:
     candidates = np.round(np.arange(0.05, 0.951, 0.05), 2)
     scores = [multi_label_metrics(probabilities, references, t)["micro_f1"] for t in candidates]
     best = max(scores)
-    return float(min((t for t, score in zip(candidates, scores, strict=True) if score >= best - 1e-12), key=lambda t: abs(t - 0.5)))
+    return float(
+        min(
+            (t for t, score in zip(candidates, scores, strict=True) if score >= best - 1e-12),
+            key=lambda t: abs(t - 0.5),
+        )
+    )
 
 
 class MultiLabelMetrics:

@@ -58,7 +58,11 @@ class HftlArgumentParser(HfArgumentParser):
         if DataArguments in self.dataclass_types:
             help_text = next(a.help for a in self._actions if a.dest == "text_column")
             self.add_argument(
-                "--text_column", action=_RepeatableColumns, nargs="+", default=None, metavar="COLUMN",
+                "--text_column",
+                action=_RepeatableColumns,
+                nargs="+",
+                default=None,
+                metavar="COLUMN",
                 help=help_text + " Repeat the flag (or give two names) for a pair.",
             )
         self.add_argument(
@@ -94,7 +98,9 @@ class HftlArgumentParser(HfArgumentParser):
         """Read a YAML config into ``{option: value}``, refusing keys no dataclass has."""
         file = Path(path)
         if not file.is_file():
-            raise ConfigError(f"Config file '{path}' does not exist; pass the path of a YAML file to --config.")
+            raise ConfigError(
+                f"Config file '{path}' does not exist; pass the path of a YAML file to --config."
+            )
         try:
             values = yaml.safe_load(file.read_text()) or {}
         except yaml.YAMLError as exc:

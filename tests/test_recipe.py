@@ -21,8 +21,19 @@ def run_recipe(*args, cwd=None):
 def test_recipe_trains_saves_and_prints_the_table(tiny_bert_dir, text_csv, tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("method: lora\nmax_steps: 2\nper_device_train_batch_size: 4\nlearning_rate: 1.0e-3\n")
-    done = run_recipe("--config", str(config), "--model", tiny_bert_dir, "--dataset", str(text_csv),
-                      "--save_strategy", "no", "--disable_tqdm", "true", cwd=tmp_path)
+    done = run_recipe(
+        "--config",
+        str(config),
+        "--model",
+        tiny_bert_dir,
+        "--dataset",
+        str(text_csv),
+        "--save_strategy",
+        "no",
+        "--disable_tqdm",
+        "true",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "test_accuracy" in done.stdout and "trainable_params" in done.stdout
     runs = list((tmp_path / "outputs").iterdir())  # no --output_dir: a fresh timestamped folder
@@ -45,8 +56,16 @@ def test_recipe_bad_input_is_one_line_without_traceback(tmp_path):
 def test_recipe_help_documents_the_options():
     done = run_recipe("--help")
     assert done.returncode == 0
-    for option in ("--method", "--lora_r", "--text_column", "--label_column", "--max_length", "--config",
-                   "--learning_rate", "--push_to_hub"):
+    for option in (
+        "--method",
+        "--lora_r",
+        "--text_column",
+        "--label_column",
+        "--max_length",
+        "--config",
+        "--learning_rate",
+        "--push_to_hub",
+    ):
         assert option in done.stdout
 
 
@@ -57,10 +76,29 @@ def test_two_cpu_processes_share_one_output_dir(tiny_bert_dir, text_csv, tmp_pat
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [torchrun, "--nproc_per_node", "2", RECIPE, "--use_cpu", "--model", tiny_bert_dir,
-         "--dataset", str(text_csv), "--max_steps", "2", "--per_device_train_batch_size", "4",
-         "--save_strategy", "no", "--disable_tqdm", "true"],
-        capture_output=True, text=True, cwd=tmp_path, env=env,
+        [
+            torchrun,
+            "--nproc_per_node",
+            "2",
+            RECIPE,
+            "--use_cpu",
+            "--model",
+            tiny_bert_dir,
+            "--dataset",
+            str(text_csv),
+            "--max_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "4",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = list((tmp_path / "outputs").iterdir())

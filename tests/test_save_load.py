@@ -37,7 +37,9 @@ def test_fresh_process_reproduces_logits_and_names_labels(tiny_options, method):
 
     loaded = subprocess.run(
         [sys.executable, "-c", LOAD_AND_PREDICT, str(result.output_dir), json.dumps(TEXTS)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     output = json.loads(loaded.stdout.strip().splitlines()[-1])
     torch.testing.assert_close(torch.tensor(output["logits"]), expected, atol=1e-5, rtol=0)

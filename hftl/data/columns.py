@@ -8,7 +8,14 @@ from datasets import Dataset, Value
 
 from ..errors import DataError
 
-__all__ = ["LABEL_COLUMN_NAMES", "TEXT_COLUMN_NAMES", "TEXT_PAIR_NAMES", "IMAGE_COLUMN_NAMES", "find_label_column", "find_text_columns"]
+__all__ = [
+    "LABEL_COLUMN_NAMES",
+    "TEXT_COLUMN_NAMES",
+    "TEXT_PAIR_NAMES",
+    "IMAGE_COLUMN_NAMES",
+    "find_label_column",
+    "find_text_columns",
+]
 
 LABEL_COLUMN_NAMES = (
     "label", "labels", "category", "class", "target", "sentiment", "stars", "rating", "topic", "intent", "tags",
@@ -16,7 +23,17 @@ LABEL_COLUMN_NAMES = (
 TEXT_COLUMN_NAMES = (
     "text", "sentence", "content", "review", "document", "body", "tweet", "comment", "message", "utterance",
 )  # fmt: skip
-IMAGE_COLUMN_NAMES = ("image", "img", "picture", "photo", "path", "file", "filename", "filepath", "image_path")
+IMAGE_COLUMN_NAMES = (
+    "image",
+    "img",
+    "picture",
+    "photo",
+    "path",
+    "file",
+    "filename",
+    "filepath",
+    "image_path",
+)
 TEXT_PAIR_NAMES = (
     ("sentence1", "sentence2"), ("premise", "hypothesis"), ("question1", "question2"),
     ("question", "sentence"), ("text_a", "text_b"), ("text1", "text2"),
@@ -30,7 +47,9 @@ def _listing(columns: Sequence[str]) -> str:
 def _check_exists(kind: str, names: Sequence[str], columns: Sequence[str], flag: str) -> None:
     for name in names:
         if name not in columns:
-            raise DataError(f"{kind} column '{name}' not found; columns are: {_listing(columns)}. Fix {flag}.")
+            raise DataError(
+                f"{kind} column '{name}' not found; columns are: {_listing(columns)}. Fix {flag}."
+            )
 
 
 def find_label_column(dataset: Dataset, given: str | None) -> str:
@@ -43,9 +62,7 @@ def find_label_column(dataset: Dataset, given: str | None) -> str:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise DataError(
-            f"No label column found; columns are: {_listing(columns)}. Pass --label_column NAME."
-        )
+        raise DataError(f"No label column found; columns are: {_listing(columns)}. Pass --label_column NAME.")
     raise DataError(f"Several columns could be the label ({_listing(found)}); pass --label_column NAME.")
 
 
@@ -66,7 +83,9 @@ def find_text_columns(dataset: Dataset, given: Sequence[str] | None, label_colum
             raise DataError(f"--text_column takes one column or a pair, got {len(given)}: {_listing(given)}.")
         _check_exists("Text", given, columns, "--text_column")
         if label_column in given:
-            raise DataError(f"Column '{label_column}' is both the label and a text column; fix --text_column.")
+            raise DataError(
+                f"Column '{label_column}' is both the label and a text column; fix --text_column."
+            )
         return list(given)
     lowered = {name.lower(): name for name in columns}
     for first, second in TEXT_PAIR_NAMES:

@@ -76,7 +76,7 @@ def _label_sets(split: Dataset, column: str, delimiter: str | None, split_name: 
     if isinstance(inner, Value) and inner.dtype.startswith("float"):
         raise DataError(
             f"Label column '{column}' holds lists of numbers; hftl reads them as label names, not as "
-            "multi-hot vectors. Write each row's label names, e.g. [\"sport\", \"politics\"]."
+            'multi-hot vectors. Write each row\'s label names, e.g. ["sport", "politics"].'
         )
     sets = []
     for index, value in enumerate(split[column]):
@@ -89,7 +89,9 @@ def _label_sets(split: Dataset, column: str, delimiter: str | None, split_name: 
             value = [part.strip() for part in value.split(delimiter)] if delimiter else [value]
             value = [part for part in value if part]
         if not isinstance(value, (list, tuple)) or any(isinstance(item, (list, dict)) for item in value):
-            raise DataError(f"Label column '{column}' row {index} is {value!r}; multi-label rows need a list of names.")
+            raise DataError(
+                f"Label column '{column}' row {index} is {value!r}; multi-label rows need a list of names."
+            )
         sets.append([names[item] if names else str(_key(item)) for item in value])
     return sets
 
@@ -150,7 +152,9 @@ def _unseen_error(split_name: str, unseen: list, labels: LabelSpace) -> DataErro
     )
 
 
-def _encode_multi_label(split: Dataset, split_name: str, column: str, labels: LabelSpace, delimiter) -> Dataset:
+def _encode_multi_label(
+    split: Dataset, split_name: str, column: str, labels: LabelSpace, delimiter
+) -> Dataset:
     """Replace ``column`` by multi-hot float ``labels`` (what BCEWithLogitsLoss takes)."""
     sets = _label_sets(split, column, delimiter, split_name)
     known = labels.label2id
@@ -167,18 +171,24 @@ def _encode_multi_label(split: Dataset, split_name: str, column: str, labels: La
             rows.append(hot)
         return {"labels": rows}
 
-    encoded = split.map(encode, with_indices=True, batched=True, remove_columns=[column], desc=f"labels ({split_name})")
+    encoded = split.map(
+        encode, with_indices=True, batched=True, remove_columns=[column], desc=f"labels ({split_name})"
+    )
     return encoded.cast_column("labels", List(Value("float32")))
 
 
-def encode_labels(split: Dataset, split_name: str, column: str, labels: LabelSpace, delimiter: str | None = None) -> Dataset:
+def encode_labels(
+    split: Dataset, split_name: str, column: str, labels: LabelSpace, delimiter: str | None = None
+) -> Dataset:
     """Replace ``column`` by integer ``labels`` (a ``ClassLabel``), or multi-hot vectors for a multi-label
     space; refuse values train doesn't have."""
     if labels.multi_label:
         return _encode_multi_label(split, split_name, column, labels, delimiter)
     feature = split.features[column]
     if is_multi_label(feature, delimiter):
-        raise DataError(f"The {split_name} split holds lists in label column '{column}' but train holds single labels.")
+        raise DataError(
+            f"The {split_name} split holds lists in label column '{column}' but train holds single labels."
+        )
     known = labels.label2id
     if isinstance(feature, ClassLabel):
         if list(feature.names) != labels.names:

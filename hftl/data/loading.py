@@ -79,7 +79,9 @@ def _is_image_folder(folder: Path) -> bool:
 
 
 def _load_folder(folder: Path) -> DatasetDict:
-    if not any(SPLIT_FILE_STEMS.get(f.stem.lower()) and f.suffix.lower() in FILE_FORMATS for f in folder.iterdir()):
+    if not any(
+        SPLIT_FILE_STEMS.get(f.stem.lower()) and f.suffix.lower() in FILE_FORMATS for f in folder.iterdir()
+    ):
         if _is_image_folder(folder):
             # datasets' packaged imagefolder builder: labels from subfolder names, splits from train/test
             return load_dataset("imagefolder", data_dir=str(folder))

@@ -48,7 +48,9 @@ def _carve(train: Dataset, size: float, seed: int, name: str, stratify: bool) ->
             f"provide a {name} split."
         )
     try:
-        parts = train.train_test_split(test_size=size, seed=seed, stratify_by_column="labels" if stratify else None)
+        parts = train.train_test_split(
+            test_size=size, seed=seed, stratify_by_column="labels" if stratify else None
+        )
     except ValueError:  # a class with a single example cannot be stratified
         parts = train.train_test_split(test_size=size, seed=seed)
     return parts["train"], parts["test"]
@@ -91,7 +93,9 @@ def prepare_data(data_args: DataArguments, task) -> PreparedData:
                 f"{', '.join(split.column_names)}."
             )
         if name != "train" and is_unlabelled(split, label_column):
-            log(f"the {name} split has no labels (all missing or -1): carving a labelled one from train instead")
+            log(
+                f"the {name} split has no labels (all missing or -1): carving a labelled one from train instead"
+            )
             continue
         splits[name] = task.check_inputs(name, split.select_columns(wanted), input_columns, data_args)
 
@@ -108,7 +112,11 @@ def prepare_data(data_args: DataArguments, task) -> PreparedData:
         carved.append(f"test {data_args.test_split_size:.0%}")
     if "validation" not in splits:
         splits["train"], splits["validation"] = _carve(
-            splits["train"], data_args.validation_split_size, data_args.split_seed, "validation", not labels.multi_label
+            splits["train"],
+            data_args.validation_split_size,
+            data_args.split_seed,
+            "validation",
+            not labels.multi_label,
         )
         carved.append(f"validation {data_args.validation_split_size:.0%}")
     splits["train"] = _cap(splits["train"], data_args.max_train_samples, data_args.split_seed)
@@ -122,7 +130,9 @@ def prepare_data(data_args: DataArguments, task) -> PreparedData:
             )
 
     sizes = " / ".join(f"{name} {len(splits[name])}" for name in SPLITS)
-    note = f" (carved from train with split_seed {data_args.split_seed}: {', '.join(carved)})" if carved else ""
+    note = (
+        f" (carved from train with split_seed {data_args.split_seed}: {', '.join(carved)})" if carved else ""
+    )
     log(f"data: {source}: {sizes}{note}; inputs {', '.join(input_columns)}, label '{label_column}'")
     kind = "multi-label, several per example" if labels.multi_label else "one per example"
     log(f"labels ({len(labels)}, {kind}): {', '.join(labels.names[:20])}{' ...' if len(labels) > 20 else ''}")

@@ -45,7 +45,9 @@ class Method:
     def preflight(self, skeleton: PreTrainedModel, method_args: MethodArguments) -> None:
         """Raise a ConfigError for options that can't work with this model."""
 
-    def prepare(self, model: PreTrainedModel, head: list[str], method_args: MethodArguments, base_model_id: str):
+    def prepare(
+        self, model: PreTrainedModel, head: list[str], method_args: MethodArguments, base_model_id: str
+    ):
         raise NotImplementedError
 
     def save(self, trainer: Trainer, output_dir: str | Path, processor, method_args: MethodArguments) -> None:

@@ -43,14 +43,18 @@ def _pointwise_convs(model, head: list[str]) -> list[str]:
     return [
         name
         for name, module in model.named_modules()
-        if isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1
+        if isinstance(module, nn.Conv2d)
+        and module.kernel_size == (1, 1)
+        and module.groups == 1
         and not any(name == h or name.startswith(h + ".") for h in head)
     ]
 
 
 def _norm_layers(model) -> list[str]:
     """BatchNorm layers: their running statistics change in training, so they must be saved too."""
-    return [name for name, module in model.named_modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]
+    return [
+        name for name, module in model.named_modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)
+    ]
 
 
 def default_lora_targets(model, head: list[str] = ()) -> list[str] | None:
@@ -102,7 +106,9 @@ class LoRA(Method):
     def prepare(self, model, head, method_args, base_model_id):
         norms = _norm_layers(model)
         if norms:
-            log(f"LoRA: {len(norms)} BatchNorm layers train and are saved with the adapter (running statistics)")
+            log(
+                f"LoRA: {len(norms)} BatchNorm layers train and are saved with the adapter (running statistics)"
+            )
         config = LoraConfig(
             r=method_args.lora_r,
             lora_alpha=method_args.lora_alpha,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from torch import nn
+
 from ..errors import ConfigError
 from ._base import Method
 
@@ -12,7 +14,9 @@ class LinearProbe(Method):
     """Freeze the backbone; train only the head modules (those the checkpoint did not provide).
 
     Frozen parameters get ``requires_grad=False``, so the optimizer never sees them and no gradient
-    memory is spent on them.
+    memory is spent on them. BatchNorm layers in the backbone also keep their pretrained running
+    statistics: they normalise in eval mode even while training, so the frozen backbone computes the
+    same features at training and test time and saves unchanged.
     """
 
     name = "linear-probe"
@@ -29,4 +33,13 @@ class LinearProbe(Method):
         for module_name in head:
             for parameter in model.get_submodule(module_name).parameters():
                 parameter.requires_grad_(True)
+        for name, module in model.named_modules():
+            in_head = any(name == head_name or name.startswith(head_name + ".") for head_name in head)
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not in_head:
+                module.register_forward_pre_hook(_eval_mode)
         return model
+
+
+def _eval_mode(module: nn.Module, args) -> None:
+    """Forward pre-hook: run in eval mode whatever ``model.train()`` said (a frozen BatchNorm)."""
+    module.training = False

@@ -47,7 +47,9 @@ class Task:
     def find_inputs(self, train: Dataset, label_column: str, data_args: DataArguments) -> list[str]:
         raise NotImplementedError
 
-    def check_inputs(self, split_name: str, split: Dataset, input_columns: list[str], data_args: DataArguments) -> Dataset:
+    def check_inputs(
+        self, split_name: str, split: Dataset, input_columns: list[str], data_args: DataArguments
+    ) -> Dataset:
         """Raise a DataError for input values the model can't take (before any model is built); may
         return the split with its inputs normalised (e.g. relative image paths made absolute)."""
         return split
@@ -60,7 +62,12 @@ class Task:
         return None
 
     def preprocess(
-        self, data: DatasetDict, processor, input_columns: list[str], max_length: int | None, data_args: DataArguments
+        self,
+        data: DatasetDict,
+        processor,
+        input_columns: list[str],
+        max_length: int | None,
+        data_args: DataArguments,
     ) -> DatasetDict:
         raise NotImplementedError
 
@@ -74,7 +81,9 @@ class Task:
         raise NotImplementedError
 
     # --- model ------------------------------------------------------------------------------------
-    def load_config(self, path: str, labels: LabelSpace, model_args: ModelArguments, processor=None) -> PretrainedConfig:
+    def load_config(
+        self, path: str, labels: LabelSpace, model_args: ModelArguments, processor=None
+    ) -> PretrainedConfig:
         """The checkpoint's config with the label maps (and anything the processor implies) set."""
         return AutoConfig.from_pretrained(
             path,
@@ -83,7 +92,9 @@ class Task:
             num_labels=len(labels),
             id2label=labels.id2label,
             label2id=labels.label2id,
-            problem_type="multi_label_classification" if labels.multi_label else "single_label_classification",
+            problem_type="multi_label_classification"
+            if labels.multi_label
+            else "single_label_classification",
         )
 
     def model_skeleton(self, config: PretrainedConfig, model_args: ModelArguments) -> PreTrainedModel:
@@ -133,7 +144,9 @@ class Task:
                         parameter._is_hf_initialized = False
                     for submodule in module.modules():
                         model._init_weights(submodule)
-                log(f"the checkpoint's head was trained for other labels ({', '.join(map(str, previous[:5]))}...): re-initialised {', '.join(head)}")
+                log(
+                    f"the checkpoint's head was trained for other labels ({', '.join(map(str, previous[:5]))}...): re-initialised {', '.join(head)}"
+                )
             else:
                 log(f"head loaded from the checkpoint: {', '.join(head)}")
         else:

@@ -78,9 +78,15 @@ def to_rgb(image: PILImage.Image) -> PILImage.Image:
 def build_transforms(settings: ImageSettings, augment: str):
     """(train, eval) torchvision transforms. ``augment``: crop-flip, crop, trivialaugment, randaugment, none."""
     interpolation = _INTERPOLATION.get(settings.interpolation, v2.InterpolationMode.BILINEAR)
-    normalise = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(settings.mean, settings.std)]
+    normalise = [
+        v2.ToImage(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(settings.mean, settings.std),
+    ]
     resize = int(round(settings.size / settings.crop_pct))
-    evaluation = v2.Compose([v2.Resize(resize, interpolation=interpolation), v2.CenterCrop(settings.size), *normalise])
+    evaluation = v2.Compose(
+        [v2.Resize(resize, interpolation=interpolation), v2.CenterCrop(settings.size), *normalise]
+    )
     if augment == "none":
         return evaluation, evaluation
     train = [v2.RandomResizedCrop(settings.size, scale=(0.35, 1.0), interpolation=interpolation)]
@@ -129,7 +135,9 @@ class ImageClassification(Task):
             )
         raise DataError(f"Several columns could be the image ({', '.join(found)}); pass --image_column NAME.")
 
-    def check_inputs(self, split_name: str, split: Dataset, input_columns: list[str], data_args: DataArguments) -> Dataset:
+    def check_inputs(
+        self, split_name: str, split: Dataset, input_columns: list[str], data_args: DataArguments
+    ) -> Dataset:
         column = input_columns[0]
         feature = split.features[column]
         if len(split) == 0:
@@ -150,9 +158,25 @@ class ImageClassification(Task):
                 f"{len(missing)} image paths in the {split_name} split don't exist (e.g. {missing[0]}); paths "
                 f"are read relative to {base}."
             )
-        split = split.map(lambda batch, idx: {column: [str(paths[i]) for i in idx]}, with_indices=True, batched=True)
+        split = split.map(
+            lambda batch, idx: {column: [str(paths[i]) for i in idx]}, with_indices=True, batched=True
+        )
         split = split.cast_column(column, Image())
         return drop_unreadable_images(split, split_name, column, data_args.max_bad_image_fraction)
+
+    def load_config(self, path: str, labels, model_args: ModelArguments, processor=None):
+        config = super().load_config(path, labels, model_args, processor)
+        if hasattr(config, "label_names"):
+            # TimmWrapperConfig writes a loaded `label_names` back unchanged (to_dict uses setdefault),
+            # so the checkpoint's old names would be saved with the new head
+            config.label_names = list(labels.names)
+        model_args_of_timm = getattr(config, "model_args", None)
+        if isinstance(model_args_of_timm, dict) and "num_classes" in model_args_of_timm:
+            # timm >= 1.0.2x exports record num_classes here too; TimmWrapper passes it a second time
+            config.model_args = {
+                key: value for key, value in model_args_of_timm.items() if key != "num_classes"
+            }
+        return config
 
     def load_processor(self, path: str, model_args: ModelArguments):
         return AutoImageProcessor.from_pretrained(
@@ -166,14 +190,23 @@ class ImageClassification(Task):
             training_args.train_sampling_strategy = "random"
 
     def preprocess(
-        self, data: DatasetDict, processor, input_columns: list[str], max_length: int | None, data_args: DataArguments
+        self,
+        data: DatasetDict,
+        processor,
+        input_columns: list[str],
+        max_length: int | None,
+        data_args: DataArguments,
     ) -> DatasetDict:
         settings = settings_from_processor(processor)
         if data_args.image_size:
-            settings = ImageSettings(data_args.image_size, settings.mean, settings.std, settings.interpolation, 1.0)
+            settings = ImageSettings(
+                data_args.image_size, settings.mean, settings.std, settings.interpolation, 1.0
+            )
             set_processor_size(processor, data_args.image_size)
         train_transform, eval_transform = build_transforms(settings, data_args.augment or "crop-flip")
-        log(f"images: {settings.size}px, augment {data_args.augment}, mean {settings.mean}, std {settings.std}")
+        log(
+            f"images: {settings.size}px, augment {data_args.augment}, mean {settings.mean}, std {settings.std}"
+        )
         column = input_columns[0]
 
         def transform_with(transform):
@@ -185,7 +218,9 @@ class ImageClassification(Task):
 
         out = DatasetDict()
         for name, split in data.items():
-            out[name] = split.with_transform(transform_with(train_transform if name == "train" else eval_transform))
+            out[name] = split.with_transform(
+                transform_with(train_transform if name == "train" else eval_transform)
+            )
         return out
 
     def on_model_built(self, model, processor, data_args: DataArguments) -> None:
@@ -234,7 +269,11 @@ def drop_unreadable_images(split: Dataset, split_name: str, column: str, max_bad
     """Pre-flight scan: decode every image once; skip the unreadable ones (listed by path) unless more than
     ``max_bad_fraction`` of the split is bad. The files themselves are never touched."""
     raw = split.cast_column(column, Image(decode=False))[column]
-    bad = [(index, item.get("path") or f"row {index}", why) for index, item in enumerate(raw) if (why := _unreadable(item))]
+    bad = [
+        (index, item.get("path") or f"row {index}", why)
+        for index, item in enumerate(raw)
+        if (why := _unreadable(item))
+    ]
     if not bad:
         return split
     listing = "; ".join(f"{path} ({why})" for _, path, why in bad[:5]) + (" ..." if len(bad) > 5 else "")

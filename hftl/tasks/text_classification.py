@@ -38,7 +38,9 @@ class TextClassification(Task):
     def find_inputs(self, train: Dataset, label_column: str, data_args: DataArguments) -> list[str]:
         return find_text_columns(train, data_args.text_columns, label_column)
 
-    def check_inputs(self, split_name: str, split: Dataset, input_columns: list[str], data_args: DataArguments) -> Dataset:
+    def check_inputs(
+        self, split_name: str, split: Dataset, input_columns: list[str], data_args: DataArguments
+    ) -> Dataset:
         if len(split) == 0:
             return split  # reported as an empty split once the splits are settled
         for column in input_columns:
@@ -74,7 +76,9 @@ class TextClassification(Task):
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer
 
-    def load_config(self, path: str, labels: LabelSpace, model_args: ModelArguments, processor=None) -> PretrainedConfig:
+    def load_config(
+        self, path: str, labels: LabelSpace, model_args: ModelArguments, processor=None
+    ) -> PretrainedConfig:
         config = super().load_config(path, labels, model_args, processor)
         if processor is not None and getattr(config, "pad_token_id", None) is None:
             # sequence classifiers find the last real token through pad_token_id
@@ -89,7 +93,12 @@ class TextClassification(Task):
         return min(limits) if limits else 512
 
     def preprocess(
-        self, data: DatasetDict, processor, input_columns: list[str], max_length: int | None, data_args: DataArguments
+        self,
+        data: DatasetDict,
+        processor,
+        input_columns: list[str],
+        max_length: int | None,
+        data_args: DataArguments,
     ) -> DatasetDict:
         def tokenize(batch):
             texts = [batch[column] for column in input_columns]

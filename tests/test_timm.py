@@ -1,0 +1,177 @@
+"""timm models through transformers' TimmWrapper: a tiny timm architecture built from config, a timm
+Hub id from the HF cache, and a timm architecture name with a local weights file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hftl import ModelNotFoundError, finetune
+
+from .test_image import TINY, image_folder  # noqa: F401 - the fixture
+
+timm = pytest.importorskip("timm")
+ARCH = "test_efficientnet"  # timm's own tiny test model (100k parameters)
+TIMM = dict(TINY, image_size=32, learning_rate=1e-2)
+
+
+@pytest.fixture(scope="module")
+def tiny_timm(tmp_path_factory):
+    """A TimmWrapper checkpoint with a 1000-class ImageNet-style head, as transformers saves it."""
+    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("timm")
+    pretrained_cfg = dict(timm.create_model(ARCH, pretrained=False).pretrained_cfg)
+    TimmWrapperForImageClassification(
+        TimmWrapperConfig(architecture=ARCH, pretrained_cfg=pretrained_cfg)
+    ).save_pretrained(folder)
+    return str(folder)
+
+
+def frozen_and_trained(result, before: dict) -> tuple[set, set]:
+    after = {name: tensor for name, tensor in result.trainer.model.state_dict().items()}
+    moved = {
+        name
+        for name, tensor in before.items()
+        if name in after and not torch.equal(tensor, after[name].cpu())
+    }
+    return moved, set(before) - moved
+
+
+@pytest.mark.parametrize("method", ["full", "linear-probe", "lora"])
+def test_each_method_trains_the_right_parameters_and_round_trips(tiny_timm, image_folder, tmp_path, method):  # noqa: F811
+    from transformers import AutoModelForImageClassification, TrainerCallback
+
+    class Snapshot(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            self.before = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    snapshot = Snapshot()
+    result = finetune(
+        task="image-classification",
+        model=tiny_timm,
+        dataset=str(image_folder),
+        method=method,
+        output_dir=str(tmp_path / "out"),
+        callbacks=[snapshot],
+        **TIMM,
+    )
+    model = result.trainer.model
+    moved = {n for n, p in model.named_parameters() if not torch.equal(snapshot.before[n], p.detach())}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert moved and moved <= trainable
+    if method == "linear-probe":
+        assert moved == {"timm_model.classifier.weight", "timm_model.classifier.bias"}
+    if method == "lora":
+        assert all("lora_" in n or "modules_to_save" in n for n in trainable)
+        assert any("classifier" in n for n in moved)
+    config = json.loads((result.output_dir / "config.json").read_text())
+    assert config["num_classes"] == 3 and config["label_names"] == ["blue", "green", "red"]
+    batch = torch.randn(2, 3, 32, 32)
+    reloaded = AutoModelForImageClassification.from_pretrained(result.output_dir).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            reloaded(pixel_values=batch).logits,
+            model.eval().cpu()(pixel_values=batch).logits,
+            atol=1e-5,
+            rtol=0,
+        )
+
+
+def test_pipeline_on_a_timm_output_names_labels(tiny_timm, image_folder, tmp_path):  # noqa: F811
+    result = finetune(
+        task="image-classification",
+        model=tiny_timm,
+        dataset=str(image_folder),
+        output_dir=str(tmp_path / "out"),
+        **TIMM,
+    )
+    code = (
+        "import sys, json; from PIL import Image; from transformers import pipeline; "
+        "p = pipeline('image-classification', model=sys.argv[1], device='cpu'); "
+        "print(json.dumps(p(Image.open(sys.argv[2]))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(result.output_dir), str(image_folder / "red" / "3.png")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    labels = {row["label"] for row in json.loads(done.stdout.strip().splitlines()[-1])}
+    assert labels == {"blue", "green", "red"}
+    processor = json.loads((result.output_dir / "config.json").read_text())["pretrained_cfg"]
+    assert processor["input_size"] == [3, 32, 32]  # the trained size, so pipeline() resizes the same way
+
+
+def _put_in_hf_cache(repo_id: str, files: Path) -> None:
+    """Lay out a model like huggingface_hub's cache does after a download."""
+    import os
+    import shutil
+
+    cache = Path(os.environ["HF_HOME"]) / "hub" / f"models--{repo_id.replace('/', '--')}"
+    snapshot = cache / "snapshots" / ("0" * 40)
+    shutil.copytree(files, snapshot, dirs_exist_ok=True)
+    (cache / "refs").mkdir(parents=True, exist_ok=True)
+    (cache / "refs" / "main").write_text("0" * 40)
+
+
+def test_timm_hub_id_loads_a_timm_native_checkpoint_from_the_hf_cache(image_folder, tmp_path, capfd):  # noqa: F811
+    """timm's own save format (config.json with 'architecture', bare timm keys), as timm/* Hub repos hold."""
+    from timm.models import save_for_hf
+
+    torch.manual_seed(0)
+    native = tmp_path / "native"
+    save_for_hf(timm.create_model(ARCH, pretrained=False), native)
+    _put_in_hf_cache(f"timm/{ARCH}.r160_in1k", native)
+    result = finetune(
+        task="image-classification",
+        model=f"timm/{ARCH}.r160_in1k",
+        dataset=str(image_folder),
+        method="linear-probe",
+        output_dir=str(tmp_path / "out"),
+        **TIMM,
+    )
+    err = capfd.readouterr().err
+    assert "(HF cache)" in err and "new head (randomly initialised): timm_model.classifier" in err
+    assert result.labels.names == ["blue", "green", "red"]
+
+
+def test_timm_architecture_with_a_weights_file(image_folder, tmp_path, capfd):  # noqa: F811
+    """--model <timm name> --weights FILE: a DDP-style 'module.' checkpoint loads strictly; the backbone
+    of a linear probe keeps exactly the file's tensors."""
+    torch.manual_seed(1)
+    source = timm.create_model(ARCH, pretrained=False, num_classes=7)
+    weights = tmp_path / "trained.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}}, weights)
+    result = finetune(
+        task="image-classification",
+        model=ARCH,
+        weights=str(weights),
+        dataset=str(image_folder),
+        method="linear-probe",
+        output_dir=str(tmp_path / "out"),
+        **TIMM,
+    )
+    assert f"timm architecture {ARCH} with weights" in capfd.readouterr().err
+    trained = result.trainer.model.timm_model.state_dict()
+    for key, tensor in source.state_dict().items():
+        if not key.startswith("classifier"):
+            torch.testing.assert_close(trained[key].cpu(), tensor, atol=0, rtol=0)
+
+
+def test_timm_name_errors_are_one_line(tmp_path, no_model_build):
+    wrong = tmp_path / "wrong.pth"
+    torch.save(timm.create_model("test_vit", pretrained=False).state_dict(), wrong)
+    with pytest.raises(ModelNotFoundError, match="does not fit timm's test_efficientnet") as error:
+        finetune(task="image-classification", model=ARCH, weights=str(wrong), dataset="mnist")
+    assert "\n" not in str(error.value)
+    with pytest.raises(ModelNotFoundError, match="is a timm architecture: add --weights FILE"):
+        finetune(task="image-classification", model=ARCH, dataset="mnist")
+    with pytest.raises(ModelNotFoundError, match="needs --model to be a timm architecture name"):
+        finetune(task="image-classification", model="bert-base-uncased", weights=str(wrong), dataset="mnist")
