@@ -8,7 +8,7 @@ import torch
 
 from ._log import log
 
-__all__ = ["use_all_cpu_cores"]
+__all__ = ["use_all_cpu_cores", "available_cores", "default_dataloader_workers"]
 
 
 def use_all_cpu_cores(world_size: int) -> None:
@@ -33,3 +33,18 @@ def use_all_cpu_cores(world_size: int) -> None:
         log(
             f"accelerate launch set OMP_NUM_THREADS=1; using {share} CPU threads (HFTL_NUM_THREADS overrides)"
         )
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (the affinity mask, which containers and ``taskset`` narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_dataloader_workers(world_size: int) -> int:
+    """Dataloader workers per process for on-the-fly image decoding: half the process's share of the
+    cores, at least 1 (so decoding never runs on the training process) and at most 4."""
+    share = available_cores() // max(world_size, 1)
+    return min(4, max(1, share // 2))

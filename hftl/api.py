@@ -158,7 +158,7 @@ def finetune(
         tokenized = task.preprocess(data.splits, processor, data.input_columns, max_length, data_args)
     task.adjust_training_args(training_args)
     model, head = task.build_model(resolved.path, config, data.labels, model_args)
-    task.on_model_built(model, processor, data_args)
+    task.on_model_built(model, processor, data_args, training_args)
     model = method.prepare(model, head, method_args, resolved.hub_id or resolved.path)
     trainable, total = count_parameters(model)
     log(

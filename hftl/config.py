@@ -81,7 +81,7 @@ class DataArguments:
     dataset: str | None = field(
         default=None,
         metadata={
-            "help": "Built-in dataset name (bbc-news, mnist), a CSV/JSON/JSONL/parquet file, a folder "
+            "help": "Built-in dataset name (bbc-news, mnist, fashion-mnist), a CSV/JSON/JSONL/parquet file, a folder "
             "(split files, or one subfolder per class for images), or a Hub dataset id (auto: the "
             "task's demo dataset, bbc-news for text, mnist for images)."
         },
@@ -259,6 +259,7 @@ class HftlTrainingArguments(TrainingArguments):
     - ``train_sampling_strategy``: ``"group_by_length"`` (was ``"random"``): batches of similar length
       pad less.
     - ``bf16``: ``None`` -> auto: on where the GPU supports bf16, off on CPU (fp32 is faster there).
+    - ``dataloader_num_workers``: ``None`` -> auto: the task decides (images: worker processes).
 
     Example:
         >>> HftlTrainingArguments(output_dir="out").eval_strategy
@@ -299,6 +300,13 @@ class HftlTrainingArguments(TrainingArguments):
         default=False,
         metadata={"help": "Allow --output_dir to be a folder that already holds a finished run."},
     )
+    dataloader_num_workers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Dataloader worker processes (auto: image tasks decode and augment in min(4, half "
+            "the cores) workers, at least 1; text is tokenised once up front, so 0)."
+        },
+    )
     bf16: bool | None = field(
         default=None,
         metadata={"help": "bf16 mixed precision (auto: on for GPUs that support it, off on CPU)."},
@@ -319,6 +327,10 @@ class HftlTrainingArguments(TrainingArguments):
         if self.num_train_epochs is not None and self.num_train_epochs <= 0 and self.max_steps <= 0:
             raise ConfigError(f"--num_train_epochs must be positive (got {self.num_train_epochs}).")
         auto_output_dir = self.output_dir is None
+        # the task resolves it (adjust_training_args); stock validation needs an int meanwhile
+        self.auto_dataloader_workers = self.dataloader_num_workers is None
+        if self.auto_dataloader_workers:
+            self.dataloader_num_workers = 0
         super().__post_init__()
         if (
             auto_output_dir

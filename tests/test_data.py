@@ -183,7 +183,7 @@ def test_empty_text_is_refused(tmp_path):
         ("no/such/file.csv", "Dataset file 'no/such/file.csv' does not exist"),
         (
             "someone/some-dataset",
-            "not a built-in dataset (bbc-news, mnist), and the Hub is disabled (HF_HUB_OFFLINE=1)",
+            "not a built-in dataset (bbc-news, fashion-mnist, mnist), and the Hub is disabled (HF_HUB_OFFLINE=1)",
         ),
         ("data.xlsx", "Dataset file"),
     ],
@@ -198,10 +198,13 @@ def test_unknown_dataset_is_one_line(tmp_path, monkeypatch, name, message):
     assert "\n" not in str(error.value)
 
 
-def test_list_valued_labels_are_one_line(tmp_path):
-    path = tmp_path / "multi.jsonl"
-    path.write_text("".join(json.dumps({"text": f"t{i}", "label": [i % 2, 1]}) + "\n" for i in range(10)))
-    with pytest.raises(DataError, match="Label column 'label' holds List values"):
+def test_mapping_labels_and_multi_hot_vectors_are_one_line(tmp_path):
+    path = tmp_path / "mapping.jsonl"
+    path.write_text("".join(json.dumps({"text": f"t{i}", "label": {"a": i % 2}}) + "\n" for i in range(10)))
+    with pytest.raises(DataError, match="Label column 'label' holds mapping values"):
+        prepare(path)
+    path.write_text("".join(json.dumps({"text": f"t{i}", "label": [0.0, 1.0]}) + "\n" for i in range(10)))
+    with pytest.raises(DataError, match="holds lists of numbers; hftl reads them as label names"):
         prepare(path)
 
 

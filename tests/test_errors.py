@@ -122,7 +122,7 @@ def test_model_and_dataset_default_to_the_tasks_demo(monkeypatch, tmp_path, task
 
     seen = {}
 
-    def stop(name, revision=None):
+    def stop(name, revision=None, weights=None):
         seen["model"] = name
         raise ModelNotFoundError("stop here")
 

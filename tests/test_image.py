@@ -86,6 +86,7 @@ def test_image_folder_trains_and_pipeline_names_labels(request, backbone, image_
     )
     assert result.labels.names == ["blue", "green", "red"]
     assert json.loads((result.output_dir / "all_results.json").read_text())["test_samples"] > 0
+    assert result.trainer.args.dataloader_num_workers >= 1  # decoding happens off the training process
     code = (
         "import sys, json; from PIL import Image; from transformers import pipeline; "
         "p = pipeline('image-classification', model=sys.argv[1], device='cpu'); "

@@ -40,3 +40,19 @@ def test_explicit_thread_count_wins(monkeypatch, restore_threads):
     monkeypatch.setenv("HFTL_NUM_THREADS", "1")
     use_all_cpu_cores(world_size=1)
     assert torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize(("cores", "world_size", "workers"), [(2, 1, 1), (16, 1, 4), (16, 2, 4), (8, 2, 2), (1, 2, 1)])
+def test_image_dataloader_workers_follow_the_cores(monkeypatch, cores, world_size, workers):
+    from hftl import _runtime
+
+    monkeypatch.setattr(_runtime, "available_cores", lambda: cores)
+    assert _runtime.default_dataloader_workers(world_size) == workers
+
+
+def test_explicit_dataloader_workers_are_kept():
+    from hftl.config import HftlTrainingArguments
+
+    assert HftlTrainingArguments(output_dir="x").auto_dataloader_workers
+    explicit = HftlTrainingArguments(output_dir="x", dataloader_num_workers=0)
+    assert not explicit.auto_dataloader_workers and explicit.dataloader_num_workers == 0

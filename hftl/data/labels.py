@@ -119,7 +119,7 @@ def build_label_space(train: Dataset, column: str, delimiter: str | None = None)
         return LabelSpace(list(feature.names))
     if not isinstance(feature, Value):
         raise DataError(
-            f"Label column '{column}' holds {type(feature).__name__} values; classification needs one "
+            f"Label column '{column}' holds {'mapping' if isinstance(feature, dict) else type(feature).__name__} values; classification needs one "
             "label per row, or a list of label names per row (multi-label). Pick another --label_column."
         )
     values = _distinct(train, column)

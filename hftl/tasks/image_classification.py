@@ -14,7 +14,9 @@ from torchvision.transforms import v2
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from .._log import log
+from .._runtime import default_dataloader_workers
 from ..config import DataArguments, ModelArguments
+from ..data.builtin import builtin_datasets
 from ..data.columns import IMAGE_COLUMN_NAMES
 from ..errors import DataError
 from ._base import Task
@@ -142,6 +144,8 @@ class ImageClassification(Task):
         feature = split.features[column]
         if len(split) == 0:
             return split
+        if isinstance(feature, Image) and data_args.dataset in builtin_datasets():
+            return split  # built from known-good arrays: no scan needed
         if isinstance(feature, Image):
             return drop_unreadable_images(split, split_name, column, data_args.max_bad_image_fraction)
         if getattr(feature, "dtype", None) not in ("string", "large_string"):
@@ -188,6 +192,10 @@ class ImageClassification(Task):
         training_args.remove_unused_columns = False
         if training_args.train_sampling_strategy == "group_by_length":  # images have no length
             training_args.train_sampling_strategy = "random"
+        if getattr(training_args, "auto_dataloader_workers", False):
+            training_args.dataloader_num_workers = default_dataloader_workers(training_args.world_size)
+            training_args.dataloader_persistent_workers = True  # no re-spawn for every evaluation
+            log(f"dataloader: {training_args.dataloader_num_workers} worker process(es) decode and augment images")
 
     def preprocess(
         self,
@@ -223,7 +231,12 @@ class ImageClassification(Task):
             )
         return out
 
-    def on_model_built(self, model, processor, data_args: DataArguments) -> None:
+    def on_model_built(self, model, processor, data_args: DataArguments, training_args) -> None:
+        convolutions = sum(isinstance(module, torch.nn.Conv2d) for module in model.modules())
+        if training_args.device.type == "cuda" and convolutions > 1:  # a CNN, not a ViT's one patch conv
+            # NHWC lets cuDNN use tensor-core kernels for convolutions (bf16/TF32)
+            model.to(memory_format=torch.channels_last)
+            log("channels_last memory format (a CNN on a GPU)")
         pretrained_cfg = getattr(model.config, "pretrained_cfg", None)
         if data_args.image_size and isinstance(pretrained_cfg, dict):  # timm: the processor reads config.json
             pretrained_cfg["input_size"] = (3, data_args.image_size, data_args.image_size)
