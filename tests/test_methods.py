@@ -216,7 +216,7 @@ def test_from_scratch_loads_no_pretrained_weights(tiny_options, tiny_bert_dir):
     snapshot = Snapshot()
     finetune(method="full", from_scratch=True, callbacks=[snapshot], **tiny_options)
     base = load_file(str(Path(tiny_bert_dir) / "model.safetensors"))
-    start = snapshot.before["bert.encoder.layer.0.attention.self.query.weight"]
+    start = snapshot.before["bert.encoder.layer.0.attention.self.query.weight"].cpu()
     assert not torch.equal(start, base["encoder.layer.0.attention.self.query.weight"])
 
 
