@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -309,3 +310,38 @@ def test_lora_on_a_cnn_adapts_pointwise_convs_and_round_trips_batchnorm(tiny_res
         expected = trained(pixel_values=batch).logits
         torch.testing.assert_close(merged(pixel_values=batch).logits, expected, atol=1e-5, rtol=0)
         torch.testing.assert_close(adapted(pixel_values=batch).logits, expected, atol=1e-5, rtol=0)
+
+
+def test_idx_files_are_read_with_their_header_shape(tmp_path):
+    import gzip
+
+    from hftl.data.builtin import _read_idx
+
+    pixels = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    header = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in pixels.shape)
+    path = tmp_path / "images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(header + pixels.tobytes()))
+    np.testing.assert_array_equal(_read_idx(path), pixels)
+
+
+def test_fashion_mnist_without_the_debian_package_is_one_line(monkeypatch, tiny_vit, tmp_path, no_model_build):
+    from hftl import DatasetNotFoundError
+    from hftl.data import builtin
+
+    monkeypatch.setattr(builtin, "FASHION_MNIST_DIR", tmp_path / "absent")
+    with pytest.raises(
+        DatasetNotFoundError, match="needs the package dataset-fashion-mnist: sudo apt install"
+    ):
+        finetune(task="image-classification", model=tiny_vit, dataset="fashion-mnist", output_dir=str(tmp_path / "o"))
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+    reason="the Debian package dataset-fashion-mnist is not installed",
+)
+def test_fashion_mnist_files_hold_the_official_splits():
+    from hftl.data.builtin import FASHION_MNIST_DIR, _read_idx
+
+    assert _read_idx(FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").shape == (60000, 28, 28)
+    test_labels = _read_idx(FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz")
+    assert test_labels.shape == (10000,) and np.bincount(test_labels).tolist() == [1000] * 10

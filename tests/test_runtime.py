@@ -42,7 +42,9 @@ def test_explicit_thread_count_wins(monkeypatch, restore_threads):
     assert torch.get_num_threads() == 1
 
 
-@pytest.mark.parametrize(("cores", "world_size", "workers"), [(2, 1, 1), (16, 1, 4), (16, 2, 4), (8, 2, 2), (1, 2, 1)])
+@pytest.mark.parametrize(
+    ("cores", "world_size", "workers"), [(2, 1, 1), (16, 1, 4), (16, 2, 4), (8, 2, 2), (1, 2, 1)]
+)
 def test_image_dataloader_workers_follow_the_cores(monkeypatch, cores, world_size, workers):
     from hftl import _runtime
 
