@@ -6,7 +6,7 @@ Example:
     >>> result.metrics["test_accuracy"]
 """
 
-from .api import FinetuneResult, finetune
+from .api import FinetuneResult, distill, finetune
 from .cli import run_cli
 from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 from .errors import ConfigError, DataError, DatasetNotFoundError, HftlError, ModelNotFoundError
@@ -26,6 +26,7 @@ __all__ = [
     "MethodArguments",
     "ModelArguments",
     "ModelNotFoundError",
+    "distill",
     "finetune",
     "make_parser",
     "run_cli",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +30,8 @@ from .metrics import (
 from .parser import ARGUMENT_CLASSES, build_dataclass, did_you_mean, make_parser
 from .resolve import resolve_model
 from .tasks import get_task
-from .trainer import HftlTrainer
 
-__all__ = ["finetune", "FinetuneResult"]
+__all__ = ["finetune", "distill", "FinetuneResult"]
 
 
 @dataclass
@@ -134,9 +134,10 @@ def finetune(
     )
     # --- pre-flight: every check that needs no model weights ------------------------------------
     task = get_task(model_args.task)
+    method = copy.copy(get_method(method_args.method))  # one instance per run: a method may hold state
+    method.setup(model_args, data_args, method_args, task)
     model_args.model = model_args.model or task.demo_model
     data_args.dataset = data_args.dataset or task.demo_dataset
-    method = get_method(method_args.method)
     if model_args.from_scratch and method.name != "full":
         raise ConfigError(
             f"--from_scratch trains random weights, which only --method full can do (got {method.name})."
@@ -147,10 +148,11 @@ def finetune(
     output_dir = prepare_output_dir(training_args, method.name, resuming=resume is not None)
     resolved = resolve_model(model_args.model, model_args.revision, model_args.weights)
     log(f"model: {model_args.model} ({resolved.source})")
-    data = prepare_data(data_args, task)
+    data = prepare_data(data_args, task, label_order=method.label_order)
     processor, config = _load_processor_and_config(task, resolved.path, data.labels, model_args)
-    method.preflight(task.model_skeleton(config, model_args), method_args)
     max_length = _resolve_auto_settings(task, method, data, data_args, training_args, processor, config)
+    skeleton = task.model_skeleton(config, model_args)
+    method.preflight(skeleton, method_args, processor=processor, data_args=data_args, task=task)
 
     # --- compute --------------------------------------------------------------------------------
     use_all_cpu_cores(training_args.world_size)
@@ -165,17 +167,20 @@ def finetune(
         f"method {method.name}: {method.summary}; trainable parameters {trainable:,} of {total:,} ({trainable / total:.2%})"
     )
     on_accelerator = training_args.device.type not in ("cpu", "mps")
-    trainer = HftlTrainer(
+    collator = task.collator(processor, pad_to_multiple_of=8 if on_accelerator else None)
+    preprocess = sigmoid_logits if data.labels.multi_label else argmax_logits
+    trainer = method.build_trainer(
+        task, data, tokenized, collator, training_args, method_args,
         model=model,
         args=training_args,
         train_dataset=tokenized["train"],
         eval_dataset=tokenized["validation"],
         processing_class=processor,
-        data_collator=task.collator(processor, pad_to_multiple_of=8 if on_accelerator else None),
+        data_collator=collator,
         compute_metrics=MultiLabelMetrics() if data.labels.multi_label else compute_classification_metrics,
-        preprocess_logits_for_metrics=sigmoid_logits if data.labels.multi_label else argmax_logits,
+        preprocess_logits_for_metrics=preprocess,
         callbacks=callbacks,
-    )
+    )  # fmt: skip
     train_result = trainer.train(resume_from_checkpoint=resume)
     metrics: dict[str, Any] = {**train_result.metrics, "train_samples": len(tokenized["train"])}
     metrics.update(_final_eval_metrics(trainer))
@@ -186,6 +191,7 @@ def finetune(
     metrics.update(test.metrics)
     metrics.update(test_samples=len(tokenized["test"]), trainable_params=trainable, all_params=total)
     metrics["trainable_fraction"] = trainable / total
+    metrics.update(method.extra_metrics(trainer, tokenized, data, trainer.compute_metrics, preprocess))
     predictions = test.predictions >= metrics["threshold"] if data.labels.multi_label else test.predictions
     report, report_table = per_class_report(predictions, test.label_ids, data.labels.names)
     log(f"per-class report on the test split:\n{report}")
@@ -202,6 +208,26 @@ def finetune(
     return FinetuneResult(
         metrics=metrics, output_dir=Path(output_dir), trainer=trainer, labels=data.labels, report=report
     )
+
+
+def distill(
+    teacher: str, student: str | None = None, dataset: str | None = None, **options: Any
+) -> FinetuneResult:
+    """Distill ``teacher`` into ``student``: ``finetune(method="distill", ...)`` under another name.
+
+    Args:
+        teacher: The fine-tuned teacher (an hftl output directory, a LoRA output directory or a Hub id).
+        student: A separate student checkpoint; leave it out to use a copy of the teacher with
+            ``student_layers`` layers (half the teacher's by default).
+        dataset: The labelled data, as for :func:`finetune`.
+        options: Any other :func:`finetune` option (``student_layers``, ``distill_alpha``,
+            ``distill_temperature``, ``teacher_logits``, ``output_dir``, ...).
+
+    Example:
+        >>> result = distill(teacher="outputs/minilm-bbc", student_layers=3, dataset="bbc-news")
+        >>> result.metrics["test_accuracy"], result.metrics["teacher_test_accuracy"]
+    """
+    return finetune(method="distill", teacher=teacher, model=student, dataset=dataset, **options)
 
 
 def _final_eval_metrics(trainer: Trainer) -> dict[str, float]:

@@ -190,8 +190,15 @@ class MethodArguments:
     """How the pretrained model is adapted.
 
     Args:
-        method: ``full`` (every parameter trains), ``linear-probe`` (only the new head trains) or
-            ``lora`` (peft LoRA adapters plus the new head).
+        method: ``full`` (every parameter trains), ``linear-probe`` (only the new head trains),
+            ``lora`` (peft LoRA adapters plus the new head) or ``distill`` (a student learns from
+            ``teacher``).
+        teacher: The fine-tuned teacher for ``distill``.
+        student_layers: ``distill``: the student is the teacher with this many layers.
+        distill_alpha: ``distill``: weight of the true-label loss.
+        distill_temperature: ``distill``: soft-target temperature.
+        teacher_logits: ``distill``: ``online`` or ``cache``.
+        distill_hidden_weight: ``distill``: weight of hidden-state matching (0 = off).
         lora_r: LoRA rank.
         lora_alpha: LoRA scaling numerator.
         lora_dropout: Dropout on the LoRA branch.
@@ -206,7 +213,47 @@ class MethodArguments:
 
     method: str = field(
         default="full",
-        metadata={"help": "Adaptation method: full, linear-probe or lora."},
+        metadata={"help": "Adaptation method: full, linear-probe, lora or distill (needs --teacher)."},
+    )
+    teacher: str | None = field(
+        default=None,
+        metadata={
+            "help": "Method distill: the fine-tuned teacher (an hftl output directory, a LoRA output "
+            "directory or a Hub id). Its label names must be the data's."
+        },
+    )
+    student_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Method distill: build the student as a copy of the teacher keeping N evenly spaced "
+            "encoder layers (embeddings and head kept). Default when --model is not given either: half "
+            "the teacher's layers. With --model, that checkpoint is the student."
+        },
+    )
+    distill_alpha: float = field(
+        default=0.5,
+        metadata={
+            "help": "Method distill: weight of the true-label loss; 1 - alpha goes to the teacher's soft targets."
+        },
+    )
+    distill_temperature: float = field(
+        default=2.0,
+        metadata={"help": "Method distill: softmax temperature of the soft targets (loss scaled by T²)."},
+    )
+    teacher_logits: str = field(
+        default="online",
+        metadata={
+            "help": "Method distill: online (the teacher runs every step) or cache (its logits are computed "
+            "once before training; not valid with random augmentation).",
+            "choices": ["online", "cache"],
+        },
+    )
+    distill_hidden_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Method distill, text models: weight of an MSE between mapped student and teacher "
+            "hidden states (0 = off; a learned projection when widths differ)."
+        },
     )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank (method lora)."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha, the scaling numerator (method lora)."})
@@ -230,6 +277,12 @@ class MethodArguments:
         if isinstance(self.lora_target_modules, (list, tuple)):
             self.lora_target_modules = ",".join(self.lora_target_modules)
         self.method = self.method.strip().lower().replace("_", "-")
+        if not 0.0 <= self.distill_alpha <= 1.0:
+            raise ConfigError(f"--distill_alpha must be in [0, 1] (got {self.distill_alpha}).")
+        if self.distill_temperature <= 0:
+            raise ConfigError(f"--distill_temperature must be positive (got {self.distill_temperature}).")
+        if self.student_layers is not None and self.student_layers < 1:
+            raise ConfigError(f"--student_layers must be at least 1 (got {self.student_layers}).")
         if self.lora_r < 1:
             raise ConfigError(f"--lora_r must be a positive rank (got {self.lora_r}).")
         if not 0.0 <= self.lora_dropout < 1.0:

@@ -324,7 +324,9 @@ def test_idx_files_are_read_with_their_header_shape(tmp_path):
     np.testing.assert_array_equal(_read_idx(path), pixels)
 
 
-def test_fashion_mnist_without_the_debian_package_is_one_line(monkeypatch, tiny_vit, tmp_path, no_model_build):
+def test_fashion_mnist_without_the_debian_package_is_one_line(
+    monkeypatch, tiny_vit, tmp_path, no_model_build
+):
     from hftl import DatasetNotFoundError
     from hftl.data import builtin
 
@@ -332,7 +334,12 @@ def test_fashion_mnist_without_the_debian_package_is_one_line(monkeypatch, tiny_
     with pytest.raises(
         DatasetNotFoundError, match="needs the package dataset-fashion-mnist: sudo apt install"
     ):
-        finetune(task="image-classification", model=tiny_vit, dataset="fashion-mnist", output_dir=str(tmp_path / "o"))
+        finetune(
+            task="image-classification",
+            model=tiny_vit,
+            dataset="fashion-mnist",
+            output_dir=str(tmp_path / "o"),
+        )
 
 
 @pytest.mark.skipif(

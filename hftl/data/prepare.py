@@ -56,18 +56,35 @@ def _carve(train: Dataset, size: float, seed: int, name: str, stratify: bool) ->
     return parts["train"], parts["test"]
 
 
+def _reorder(labels: LabelSpace, order: list[str]) -> LabelSpace:
+    """The data's classes in the teacher's order, matched by name."""
+    missing, extra = sorted(set(labels.names) - set(order)), sorted(set(order) - set(labels.names))
+    if missing or extra:
+        raise DataError(
+            "The teacher's classes don't match the data's: "
+            + "; ".join(part for part in (
+                f"the data has {', '.join(missing[:5])} that the teacher lacks" if missing else "",
+                f"the teacher has {', '.join(extra[:5])} that the training data lacks" if extra else "",
+            ) if part)
+            + ". Distill from a teacher fine-tuned on these labels."
+        )  # fmt: skip
+    return LabelSpace(list(order), multi_label=labels.multi_label)
+
+
 def _cap(split: Dataset, limit: int | None, seed: int) -> Dataset:
     if limit is None or limit >= len(split):
         return split
     return split.shuffle(seed=seed).select(range(limit)).flatten_indices()
 
 
-def prepare_data(data_args: DataArguments, task) -> PreparedData:
+def prepare_data(data_args: DataArguments, task, label_order: list[str] | None = None) -> PreparedData:
     """Load, check and split the data named by ``data_args``.
 
     Args:
         data_args: The data options.
         task: The :class:`hftl.tasks.Task`; it names the input columns and checks their values.
+        label_order: Class names in the order the model must use (a distillation teacher's); the data's
+            classes must be the same names.
     """
     raw, source = load_raw_dataset(data_args.dataset, data_args.dataset_config)
     if "train" not in raw:
@@ -100,6 +117,8 @@ def prepare_data(data_args: DataArguments, task) -> PreparedData:
         splits[name] = task.check_inputs(name, split.select_columns(wanted), input_columns, data_args)
 
     labels = build_label_space(splits["train"], label_column, data_args.label_delimiter)
+    if label_order is not None:
+        labels = _reorder(labels, label_order)
     splits = {
         name: encode_labels(split, name, label_column, labels, data_args.label_delimiter)
         for name, split in splits.items()

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 __all__ = ["distillation_loss", "soft_target_loss", "hidden_state_loss"]
 
 
-def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
-                     multi_label: bool = False) -> torch.Tensor:
+def soft_target_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float, multi_label: bool = False
+) -> torch.Tensor:
     """``T² · KL(teacher_T || student_T)``, zero when the logits are equal.
 
     Single-label: softmax over classes, KL averaged over the batch. Multi-label: one Bernoulli per
@@ -20,16 +21,25 @@ def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     teacher = teacher_logits.detach().float() / temperature
     if multi_label:
         p = torch.sigmoid(teacher)
-        kl = F.binary_cross_entropy_with_logits(student, p, reduction="none") - F.binary_cross_entropy_with_logits(
-            teacher, p, reduction="none"
-        )
+        kl = F.binary_cross_entropy_with_logits(
+            student, p, reduction="none"
+        ) - F.binary_cross_entropy_with_logits(teacher, p, reduction="none")
         return kl.mean() * temperature**2
-    kl = F.kl_div(F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), log_target=True, reduction="batchmean")
+    kl = F.kl_div(
+        F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), log_target=True, reduction="batchmean"
+    )
     return kl * temperature**2
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, hard_loss: torch.Tensor, *,
-                      alpha: float, temperature: float, multi_label: bool = False) -> torch.Tensor:
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    hard_loss: torch.Tensor,
+    *,
+    alpha: float,
+    temperature: float,
+    multi_label: bool = False,
+) -> torch.Tensor:
     """``alpha · hard_loss + (1 - alpha) · T² · KL(softmax(teacher/T) || softmax(student/T))``.
 
     Args:
@@ -44,8 +54,9 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return alpha * hard_loss + (1.0 - alpha) * soft
 
 
-def hidden_state_loss(student_states, teacher_states, layer_map: list[tuple[int, int]], attention_mask=None,
-                      projection=None) -> torch.Tensor:
+def hidden_state_loss(
+    student_states, teacher_states, layer_map: list[tuple[int, int]], attention_mask=None, projection=None
+) -> torch.Tensor:
     """Mean squared error between mapped hidden states, averaged over the mapped layer pairs.
 
     Args:

@@ -17,7 +17,11 @@ def find_layer_stack(model: nn.Module) -> tuple[str, nn.ModuleList]:
     (``bert.encoder.layer``, ``distilbert.transformer.layer``, ``vit.encoder.layer``, ...)."""
     best: tuple[str, nn.ModuleList] | None = None
     for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and len(module) > 1 and len({type(block) for block in module}) == 1:
+        if (
+            isinstance(module, nn.ModuleList)
+            and len(module) > 1
+            and len({type(block) for block in module}) == 1
+        ):
             if best is None or len(module) > len(best[1]):
                 best = (name, module)
     if best is None:

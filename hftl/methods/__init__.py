@@ -24,6 +24,7 @@ def get_method(name: str) -> Method:
     return _METHODS.get(name)
 
 
+from .distill import Distillation  # noqa: E402
 from .full import FullFineTuning  # noqa: E402
 from .lora import LoRA  # noqa: E402
 from .probe import LinearProbe  # noqa: E402
@@ -31,3 +32,4 @@ from .probe import LinearProbe  # noqa: E402
 register_method(FullFineTuning())
 register_method(LinearProbe())
 register_method(LoRA())
+register_method(Distillation())

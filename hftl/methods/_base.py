@@ -42,8 +42,34 @@ class Method:
     default_learning_rate: ClassVar[float]
     summary: ClassVar[str] = ""
 
-    def preflight(self, skeleton: PreTrainedModel, method_args: MethodArguments) -> None:
-        """Raise a ConfigError for options that can't work with this model."""
+    # class names in the order the model must use (a distillation teacher's), or None for the data's order
+    label_order: list[str] | None = None
+
+    def setup(self, model_args, data_args, method_args: MethodArguments, task) -> None:
+        """First pre-flight step, before the model is resolved: check and fill method-specific options."""
+
+    def preflight(
+        self,
+        skeleton: PreTrainedModel,
+        method_args: MethodArguments,
+        *,
+        processor=None,
+        data_args=None,
+        task=None,
+    ) -> None:
+        """Raise a ConfigError for options that can't work with this model (auto settings are resolved)."""
+
+    def build_trainer(
+        self, task, data, tokenized, collator, training_args, method_args, **trainer_kwargs
+    ) -> Trainer:
+        """The Trainer for this method; ``trainer_kwargs`` are the stock ``Trainer`` arguments."""
+        from ..trainer import HftlTrainer
+
+        return HftlTrainer(**trainer_kwargs)
+
+    def extra_metrics(self, trainer, tokenized, data, compute_metrics, preprocess) -> dict:
+        """Method-specific results added to ``all_results.json`` after testing."""
+        return {}
 
     def prepare(
         self, model: PreTrainedModel, head: list[str], method_args: MethodArguments, base_model_id: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 from peft import LoraConfig, get_peft_model
@@ -92,7 +93,7 @@ class LoRA(Method):
             )
         return targets
 
-    def preflight(self, skeleton, method_args) -> None:
+    def preflight(self, skeleton, method_args, **context) -> None:
         adaptable = _adaptable_names(skeleton)
         all_names = [name for names in adaptable.values() for name in names]
         for target in self.targets(skeleton, method_args):
@@ -133,6 +134,10 @@ class LoRA(Method):
         if trainer.is_world_process_zero():
             peft_model.save_pretrained(str(adapter_dir))
             processor.save_pretrained(str(adapter_dir))
+            # the base config doesn't know the classes; a distillation teacher or a reader needs them
+            id2label = peft_model.config.id2label
+            names = [id2label[index] for index in sorted(id2label)]
+            (adapter_dir / "label_names.json").write_text(json.dumps(names, ensure_ascii=False))
         if method_args.lora_merge and trainer.is_world_process_zero():
             # Merge a copy, so trainer.model stays the adapter model for the caller.
             merged = copy.deepcopy(peft_model).merge_and_unload()

@@ -74,7 +74,9 @@ class Task:
     def adjust_training_args(self, training_args) -> None:
         """Change Trainer options the task needs (e.g. keep raw columns for on-the-fly transforms)."""
 
-    def on_model_built(self, model: PreTrainedModel, processor, data_args: DataArguments, training_args) -> None:
+    def on_model_built(
+        self, model: PreTrainedModel, processor, data_args: DataArguments, training_args
+    ) -> None:
         """Record preprocessing choices in the model's config before training and saving."""
 
     def collator(self, processor, pad_to_multiple_of: int | None):

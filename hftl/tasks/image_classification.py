@@ -195,7 +195,9 @@ class ImageClassification(Task):
         if getattr(training_args, "auto_dataloader_workers", False):
             training_args.dataloader_num_workers = default_dataloader_workers(training_args.world_size)
             training_args.dataloader_persistent_workers = True  # no re-spawn for every evaluation
-            log(f"dataloader: {training_args.dataloader_num_workers} worker process(es) decode and augment images")
+            log(
+                f"dataloader: {training_args.dataloader_num_workers} worker process(es) decode and augment images"
+            )
 
     def preprocess(
         self,
@@ -220,7 +222,11 @@ class ImageClassification(Task):
         def transform_with(transform):
             def apply(batch):
                 pixels = [transform(to_rgb(image)) for image in batch[column]]
-                return {"pixel_values": pixels, "labels": batch["labels"]}
+                # other columns (labels, cached teacher logits) pass through
+                return {
+                    "pixel_values": pixels,
+                    **{key: value for key, value in batch.items() if key != column},
+                }
 
             return apply
 
@@ -244,10 +250,11 @@ class ImageClassification(Task):
 
     def collator(self, processor, pad_to_multiple_of: int | None):
         def collate(rows):
-            return {
-                "pixel_values": torch.stack([row["pixel_values"] for row in rows]),
-                "labels": torch.tensor([row["labels"] for row in rows]),
-            }
+            batch = {"pixel_values": torch.stack([row["pixel_values"] for row in rows])}
+            for key in ("labels", "teacher_logits"):
+                if key in rows[0]:
+                    batch[key] = torch.tensor([row[key] for row in rows])
+            return batch
 
         return collate
 

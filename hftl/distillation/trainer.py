@@ -1,0 +1,109 @@
+"""Trainer whose training loss is the distillation loss; evaluation reports the student's own loss."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..trainer import HftlTrainer
+from .loss import distillation_loss, hidden_state_loss
+
+__all__ = ["DistillationTrainer", "PROJECTION_NAME"]
+
+# a learned student-to-teacher width map for hidden-state matching lives on the student while it trains
+# (so DDP syncs it and the optimizer sees it) and is removed before saving
+PROJECTION_NAME = "hftl_hidden_projection"
+
+
+class DistillationTrainer(HftlTrainer):
+    """``HftlTrainer`` with a frozen teacher.
+
+    Args:
+        teacher: The teacher model (eval mode, no gradients); ``None`` when every training row carries
+            cached ``teacher_logits``.
+        alpha: Weight of the true-label loss.
+        temperature: Softmax temperature of the soft targets.
+        multi_label: Sigmoid (per class) soft targets instead of softmax.
+        hidden_weight: Weight of the hidden-state MSE (0 turns it off).
+        layer_map: ``(student, teacher)`` indices into ``output_hidden_states`` for that MSE.
+        pixel_renorm: ``(scale, shift)`` tensors turning the student's normalised pixels into the
+            teacher's normalisation (images with different mean/std); ``None`` for text or equal settings.
+    """
+
+    def __init__(
+        self,
+        *args,
+        teacher=None,
+        alpha=0.5,
+        temperature=2.0,
+        multi_label=False,
+        hidden_weight=0.0,
+        layer_map=None,
+        pixel_renorm=None,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher
+        self.alpha, self.temperature, self.multi_label = alpha, temperature, multi_label
+        self.hidden_weight, self.layer_map, self.pixel_renorm = hidden_weight, layer_map or [], pixel_renorm
+        # the loss mixes two terms, so Trainer scales it for gradient accumulation itself
+        self.model_accepts_loss_kwargs = False
+        if teacher is not None:
+            dtype = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
+            if dtype is not None and self.args.device.type == "cuda":
+                teacher.to(dtype)  # the training precision: half the memory, same autocast math
+            teacher.to(self.args.device)
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if "teacher_logits" not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, "teacher_logits"]
+
+    def _teacher_inputs(self, inputs: dict) -> dict:
+        teacher_inputs = {key: value for key, value in inputs.items() if key != "labels"}
+        if self.pixel_renorm is not None and "pixel_values" in teacher_inputs:
+            scale, shift = (tensor.to(teacher_inputs["pixel_values"].device) for tensor in self.pixel_renorm)
+            teacher_inputs["pixel_values"] = teacher_inputs["pixel_values"] * scale + shift
+        return teacher_inputs
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        cached = inputs.pop("teacher_logits", None)
+        if not model.training:  # evaluation: the student's task loss, comparable with other methods
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        want_hidden = self.hidden_weight > 0
+        outputs = model(**inputs, output_hidden_states=want_hidden)
+        teacher_outputs = None
+        if cached is None or want_hidden:
+            with torch.no_grad():
+                teacher_outputs = self.teacher(
+                    **self._teacher_inputs(inputs), output_hidden_states=want_hidden
+                )
+        teacher = cached if cached is not None else teacher_outputs.logits
+        loss = distillation_loss(
+            outputs.logits,
+            teacher.to(outputs.logits.device),
+            outputs.loss,
+            alpha=self.alpha,
+            temperature=self.temperature,
+            multi_label=self.multi_label,
+        )
+        if want_hidden:
+            projection = getattr(self.accelerator.unwrap_model(model), PROJECTION_NAME, None)
+            loss = loss + self.hidden_weight * hidden_state_loss(
+                outputs.hidden_states,
+                teacher_outputs.hidden_states,
+                self.layer_map,
+                inputs.get("attention_mask"),
+                projection,
+            )
+        return (loss, outputs) if return_outputs else loss
+
+
+def add_projection(student: nn.Module, student_width: int, teacher_width: int) -> None:
+    """Attach the learned width map for hidden-state matching (identity-free: a plain Linear)."""
+    setattr(student, PROJECTION_NAME, nn.Linear(student_width, teacher_width))
+
+
+def remove_projection(student: nn.Module) -> None:
+    if hasattr(student, PROJECTION_NAME):
+        delattr(student, PROJECTION_NAME)

@@ -1,0 +1,203 @@
+"""Knowledge distillation: a student learns from the true labels and a fine-tuned teacher's soft targets."""
+
+from __future__ import annotations
+
+import torch
+
+from .._log import log
+from ..distillation.student import find_layer_stack, truncate_layers
+from ..distillation.teacher import find_teacher, load_teacher, teacher_label_names, teacher_logits
+from ..distillation.trainer import DistillationTrainer, add_projection, remove_projection
+from ..errors import ConfigError
+from ._base import Method, save_model_and_processor
+
+__all__ = ["Distillation"]
+
+
+def _layer_count(config) -> int | None:
+    for attribute in ("num_hidden_layers", "n_layers", "num_layers", "n_layer"):
+        value = getattr(config, attribute, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+class Distillation(Method):
+    """Train every parameter of a student on ``alpha · CE + (1 - alpha) · T² · KL(teacher || student)``.
+
+    The student is ``--model``, or (the default) a copy of the teacher with ``--student_layers`` of its
+    encoder layers (half of them when unset). One instance per run: it holds the teacher.
+    """
+
+    name = "distill"
+    default_learning_rate = 5e-5
+    summary = "the student trains on true labels and the teacher's soft targets"
+
+    def setup(self, model_args, data_args, method_args, task) -> None:
+        self.source = find_teacher(method_args.teacher, model_args.revision)
+        self.label_order = teacher_label_names(self.source)
+        self.kept_layers = None
+        if method_args.teacher_logits not in ("online", "cache"):
+            raise ConfigError(f"--teacher_logits must be online or cache (got {method_args.teacher_logits}).")
+        if method_args.distill_hidden_weight and task.name != "text-classification":
+            raise ConfigError(
+                "--distill_hidden_weight matches transformer hidden states; it works for text models only."
+            )
+        if model_args.model and method_args.student_layers:
+            raise ConfigError(
+                "Pass one student: --model (a separate checkpoint) or --student_layers N (a truncated copy of "
+                "the teacher), not both."
+            )
+        if model_args.model:
+            log(f"distill: student {model_args.model}, teacher {self.source.reference}")
+            return
+        if self.source.adapter_dir:
+            raise ConfigError(
+                "This teacher is a LoRA adapter without a merged model, which can't be truncated into a student; "
+                "pass --model STUDENT, or a teacher saved with its merged model (the LoRA default)."
+            )
+        total = _layer_count(self.source.config())
+        if total is None or total < 2:
+            raise ConfigError(
+                f"Teacher '{self.source.reference}' has no stack of layers to truncate; pass a smaller --model as the student."
+            )
+        if method_args.student_layers is None:
+            method_args.student_layers = max(1, total // 2)
+        model_args.model = method_args.teacher  # the student starts from the teacher's own weights
+        log(
+            f"distill: student = the teacher with {method_args.student_layers} of its {total} layers; teacher {self.source.reference}"
+        )
+
+    def preflight(self, skeleton, method_args, *, processor=None, data_args=None, task=None) -> None:
+        if method_args.student_layers:
+            find_layer_stack(skeleton)
+        if (
+            method_args.teacher_logits == "cache"
+            and data_args is not None
+            and data_args.augment not in (None, "none")
+        ):
+            raise ConfigError(
+                f"--teacher_logits cache stores one teacher output per training image, which random augmentation "
+                f"(--augment {data_args.augment}) would make stale; use --augment none or --teacher_logits online."
+            )
+        if processor is not None and hasattr(processor, "get_vocab"):
+            from transformers import AutoTokenizer
+
+            teacher_tokenizer = AutoTokenizer.from_pretrained(
+                self.source.adapter_dir or self.source.config_path
+            )
+            if teacher_tokenizer.get_vocab() != processor.get_vocab():
+                raise ConfigError(
+                    f"The teacher's tokenizer ({len(teacher_tokenizer)} tokens) differs from the student's "
+                    f"({len(processor)} tokens); hftl feeds both models the same token ids, so pick a student "
+                    "with the teacher's tokenizer, or use --student_layers to distill into a truncated teacher."
+                )
+
+    def prepare(self, model, head, method_args, base_model_id):
+        if method_args.student_layers:
+            model, self.kept_layers = truncate_layers(model, method_args.student_layers)
+            log(f"student keeps teacher layers {self.kept_layers}")
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+        self.hidden_weight = method_args.distill_hidden_weight
+        return model
+
+    def build_trainer(self, task, data, tokenized, collator, training_args, method_args, **trainer_kwargs):
+        self.teacher = load_teacher(self.source, task)
+        student = trainer_kwargs["model"]
+        layer_map = []
+        if self.hidden_weight:
+            layer_map = self._layer_map(student)
+            student_width, teacher_width = student.config.hidden_size, self.teacher.config.hidden_size
+            if student_width != teacher_width:
+                add_projection(student, student_width, teacher_width)
+        renorm = _pixel_renorm(trainer_kwargs.get("processing_class"), self.source, task)
+        train = tokenized["train"]
+        if method_args.teacher_logits == "cache":
+            dtype = torch.bfloat16 if training_args.bf16 and training_args.device.type == "cuda" else None
+            batch = training_args.per_device_eval_batch_size
+            log(f"caching the teacher's logits for {len(train)} training rows (one pass)")
+            cached = teacher_logits(self.teacher, train, collator, batch, training_args.device, dtype)
+            train = _add_column(train, "teacher_logits", [row.tolist() for row in cached])
+        trainer_kwargs["train_dataset"] = train
+        log(
+            f"distill: alpha {method_args.distill_alpha} (true labels), temperature {method_args.distill_temperature}, "
+            f"teacher logits {method_args.teacher_logits}"
+            + (f", hidden-state weight {self.hidden_weight}" if self.hidden_weight else "")
+        )
+        return DistillationTrainer(
+            teacher=self.teacher if method_args.teacher_logits == "online" or self.hidden_weight else None,
+            alpha=method_args.distill_alpha,
+            temperature=method_args.distill_temperature,
+            multi_label=data.labels.multi_label,
+            hidden_weight=self.hidden_weight,
+            layer_map=layer_map,
+            pixel_renorm=renorm,
+            **trainer_kwargs,
+        )
+
+    def _layer_map(self, student) -> list[tuple[int, int]]:
+        """Student hidden state i (0 = embeddings) to the teacher's: the kept layers of a truncated
+        teacher, else evenly spread."""
+        student_layers, teacher_layers = _layer_count(student.config), _layer_count(self.teacher.config)
+        if self.kept_layers is not None:
+            return [(0, 0)] + [(i + 1, kept + 1) for i, kept in enumerate(self.kept_layers)]
+        return [(0, 0)] + [
+            (i, round(i * teacher_layers / student_layers)) for i in range(1, student_layers + 1)
+        ]
+
+    def extra_metrics(self, trainer, tokenized, data, compute_metrics, preprocess) -> dict:
+        """The teacher on the same test split, so the card and the log compare teacher and student."""
+        args = trainer.args
+        logits = teacher_logits(
+            self.teacher,
+            tokenized["test"],
+            trainer.data_collator,
+            args.per_device_eval_batch_size,
+            args.device,
+            torch.bfloat16 if args.bf16 and args.device.type == "cuda" else None,
+        )
+        from transformers import EvalPrediction
+
+        predictions = preprocess(torch.from_numpy(logits), None).numpy()
+        labels = torch.tensor(tokenized["test"].with_format(None)["labels"]).numpy()
+        metrics = compute_metrics(EvalPrediction(predictions=predictions, label_ids=labels))
+        teacher_params = sum(p.numel() for p in self.teacher.parameters())
+        return {f"teacher_test_{key}": value for key, value in metrics.items()} | {
+            "teacher_params": teacher_params
+        }
+
+    def save(self, trainer, output_dir, processor, method_args) -> None:
+        remove_projection(trainer.accelerator.unwrap_model(trainer.model))
+        save_model_and_processor(trainer, output_dir, processor)
+
+
+def _add_column(dataset, name: str, values: list):
+    """``add_column`` that keeps an on-the-fly transform: ``Dataset.add_column`` flattens the indices
+    *through* the transform, which would decode and store every image."""
+    transform = (
+        dataset.format["format_kwargs"].get("transform") if dataset.format["type"] == "custom" else None
+    )
+    if transform is None:
+        return dataset.add_column(name, values)
+    return dataset.with_format(None).add_column(name, values).with_transform(transform)
+
+
+def _pixel_renorm(student_processor, source, task):
+    """Images: (scale, shift) from the student's pixel normalisation to the teacher's, if they differ."""
+    if task.name != "image-classification" or student_processor is None:
+        return None
+    from transformers import AutoImageProcessor
+
+    from ..tasks.image_classification import settings_from_processor
+
+    mine = settings_from_processor(student_processor)
+    theirs = settings_from_processor(AutoImageProcessor.from_pretrained(source.config_path))
+    if mine.mean == theirs.mean and mine.std == theirs.std:
+        return None
+    # x_teacher = ((x * std_s + mean_s) - mean_t) / std_t
+    mean_s, std_s, mean_t, std_t = (
+        torch.tensor(v).view(1, -1, 1, 1) for v in (mine.mean, mine.std, theirs.mean, theirs.std)
+    )
+    log("teacher and student normalise pixels differently: the teacher's inputs are re-normalised")
+    return std_s / std_t, (mean_s - mean_t) / std_t
