@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from datasets import DatasetDict
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -55,7 +56,8 @@ class FinetuneResult:
 
     def table(self) -> str:
         """A small table of the headline metrics: test accuracy and macro-F1, sizes and training time."""
-        keys = ("test_accuracy", "test_micro_f1", "test_macro_f1", "test_mAP", "test_subset_accuracy", "threshold", "test_loss",
+        keys = ("test_accuracy", "test_micro_f1", "test_macro_f1", "test_mAP", "test_subset_accuracy", "threshold",
+                "teacher_test_accuracy", "teacher_test_micro_f1", "retention", "latency_speedup", "test_loss",
                 "test_samples", "train_samples", "train_runtime")  # fmt: skip
         rows = [(key, self.metrics[key]) for key in keys if key in self.metrics]
         rows.append(
@@ -142,6 +144,8 @@ def finetune(
         raise ConfigError(
             f"--from_scratch trains random weights, which only --method full can do (got {method.name})."
         )
+    if method_args.student_layers and method.name not in ("full", "distill"):
+        raise ConfigError(f"--student_layers works with --method distill or full, not {method.name}.")
     if model_args.weights and task.name != "image-classification":
         raise ConfigError("--weights loads a timm architecture, which only --task image-classification uses.")
     resume = _resume_checkpoint(training_args)
@@ -157,7 +161,14 @@ def finetune(
     # --- compute --------------------------------------------------------------------------------
     use_all_cpu_cores(training_args.world_size)
     with training_args.main_process_first(desc="preprocessing"):  # the main process fills the cache first
-        tokenized = task.preprocess(data.splits, processor, data.input_columns, max_length, data_args)
+        splits = data.splits
+        if data.unlabelled is not None and method.learns_from_unlabelled(task):
+            splits = DatasetDict({**splits, "unlabelled": data.unlabelled})
+        elif data.unlabelled is not None:
+            log(
+                f"--method {method.name} can't learn from unlabelled rows: the {len(data.unlabelled)} hidden by --label_fraction are dropped"
+            )
+        tokenized = task.preprocess(splits, processor, data.input_columns, max_length, data_args)
     task.adjust_training_args(training_args)
     model, head = task.build_model(resolved.path, config, data.labels, model_args)
     task.on_model_built(model, processor, data_args, training_args)
@@ -182,7 +193,7 @@ def finetune(
         callbacks=callbacks,
     )  # fmt: skip
     train_result = trainer.train(resume_from_checkpoint=resume)
-    metrics: dict[str, Any] = {**train_result.metrics, "train_samples": len(tokenized["train"])}
+    metrics: dict[str, Any] = {**train_result.metrics, "train_samples": len(trainer.train_dataset)}
     metrics.update(_final_eval_metrics(trainer))
     metrics["eval_samples"] = len(tokenized["validation"])
     if data.labels.multi_label:
@@ -191,7 +202,9 @@ def finetune(
     metrics.update(test.metrics)
     metrics.update(test_samples=len(tokenized["test"]), trainable_params=trainable, all_params=total)
     metrics["trainable_fraction"] = trainable / total
-    metrics.update(method.extra_metrics(trainer, tokenized, data, trainer.compute_metrics, preprocess))
+    metrics.update(
+        method.extra_metrics(trainer, tokenized, data, trainer.compute_metrics, preprocess, metrics)
+    )
     predictions = test.predictions >= metrics["threshold"] if data.labels.multi_label else test.predictions
     report, report_table = per_class_report(predictions, test.label_ids, data.labels.names)
     log(f"per-class report on the test split:\n{report}")

@@ -152,6 +152,14 @@ class DataArguments:
         default=42,
         metadata={"help": "Seed for carving splits; separate from --seed so the test set never moves."},
     )
+    label_fraction: float = field(
+        default=1.0,
+        metadata={
+            "help": "Keep the labels of only this fraction of the training rows (stratified, split_seed): "
+            "--method distill learns from the teacher alone on the rest (text), other methods drop them. "
+            "For measuring what a teacher adds when labels are scarce."
+        },
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use at most N training examples."})
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Use at most N validation examples."}
@@ -170,6 +178,8 @@ class DataArguments:
                 "--validation_split_size plus --test_split_size must leave some data to train on "
                 f"(got {self.validation_split_size} + {self.test_split_size})."
             )
+        if not 0.0 < self.label_fraction <= 1.0:
+            raise ConfigError(f"--label_fraction must be in (0, 1] (got {self.label_fraction}).")
         if self.max_length is not None and self.max_length < 1:
             raise ConfigError(f"--max_length must be a positive number of tokens (got {self.max_length}).")
         for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
@@ -227,7 +237,8 @@ class MethodArguments:
         metadata={
             "help": "Method distill: build the student as a copy of the teacher keeping N evenly spaced "
             "encoder layers (embeddings and head kept). Default when --model is not given either: half "
-            "the teacher's layers. With --model, that checkpoint is the student."
+            "the teacher's layers. With --model, that checkpoint is the student. With --method full: "
+            "train a copy of --model with N layers (distillation's no-teacher baseline)."
         },
     )
     distill_alpha: float = field(

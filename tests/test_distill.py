@@ -297,3 +297,103 @@ def test_image_distillation_renormalises_pixels_for_the_teacher(tmp_path, capfd)
         **image,
     )
     assert cached.trainer.teacher is None and "test_accuracy" in cached.metrics
+
+
+def test_cached_logits_give_the_same_loss_as_the_online_teacher(tmp_path):
+    from transformers import TrainingArguments
+
+    from hftl.distillation.trainer import DistillationTrainer
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    teacher = AutoModelForSequenceClassification.from_config(config).eval()
+    student = AutoModelForSequenceClassification.from_config(config).train()
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    batch = {
+        "input_ids": torch.randint(0, 50, (4, 6)),
+        "attention_mask": torch.ones(4, 6, dtype=torch.long),
+        "labels": torch.tensor([0, 1, 2, -100]),
+    }
+    online = DistillationTrainer(model=student, args=args, teacher=teacher, alpha=0.4, temperature=3.0)
+    cached = DistillationTrainer(model=student, args=args, teacher=None, alpha=0.4, temperature=3.0)
+    with torch.no_grad():
+        logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    loss_online = online.compute_loss(student, dict(batch))
+    loss_cached = cached.compute_loss(student, {**batch, "teacher_logits": logits})
+    torch.testing.assert_close(loss_online, loss_cached, atol=1e-6, rtol=0)
+
+
+def test_label_fraction_gives_distill_unlabelled_rows_and_full_drops_them(
+    teacher_dir, topics_csv, tmp_path, capfd
+):
+    result = distill(
+        teacher=teacher_dir,
+        dataset=str(topics_csv),
+        student_layers=1,
+        label_fraction=0.5,
+        output_dir=str(tmp_path / "kd"),
+        **TINY_TRAINING,
+    )
+    assert "24 unlabelled training rows learn from the teacher alone" in capfd.readouterr().err
+    assert result.metrics["train_samples"] == 48
+    baseline = finetune(
+        model=teacher_dir,
+        student_layers=1,
+        dataset=str(topics_csv),
+        label_fraction=0.5,
+        output_dir=str(tmp_path / "labels-only"),
+        **TINY_TRAINING,
+    )
+    assert "the 24 hidden by --label_fraction are dropped" in capfd.readouterr().err
+    assert baseline.metrics["train_samples"] == 24
+    assert json.loads((baseline.output_dir / "config.json").read_text())["num_hidden_layers"] == 1
+
+
+def test_distill_recipe_prints_the_report(teacher_dir, topics_csv, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "recipes" / "text_cls.py"),
+            "--method",
+            "distill",
+            "--teacher",
+            teacher_dir,
+            "--student_layers",
+            "2",
+            "--dataset",
+            str(topics_csv),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--max_steps",
+            "2",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "distill report: test accuracy student" in done.stderr
+    for key in ("teacher_test_accuracy", "retention", "latency_speedup"):
+        assert key in done.stdout
+    results = json.loads((tmp_path / "out" / "all_results.json").read_text())
+    assert results["student_params"] < results["teacher_params"] and results["latency_speedup"] > 0

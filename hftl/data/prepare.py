@@ -32,6 +32,8 @@ class PreparedData:
         input_columns: The columns the task turns into model inputs (e.g. one text column or a pair).
         source: Where the data came from, for logs and the saved config.
         tuned: Settings a built-in dataset was tuned with (empty for other data).
+        unlabelled: Training rows whose labels ``--label_fraction`` hides (``None`` when all are used);
+            their label column is kept but must not be trained on.
     """
 
     splits: DatasetDict
@@ -39,6 +41,7 @@ class PreparedData:
     input_columns: list[str]
     source: str
     tuned: dict = field(default_factory=dict)
+    unlabelled: Dataset | None = None
 
 
 def _carve(train: Dataset, size: float, seed: int, name: str, stratify: bool) -> tuple[Dataset, Dataset]:
@@ -139,6 +142,19 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
         )
         carved.append(f"validation {data_args.validation_split_size:.0%}")
     splits["train"] = _cap(splits["train"], data_args.max_train_samples, data_args.split_seed)
+    unlabelled = None
+    if data_args.label_fraction < 1.0:
+        splits["train"], unlabelled = _carve(
+            splits["train"],
+            1.0 - data_args.label_fraction,
+            data_args.split_seed,
+            "unlabelled",
+            not labels.multi_label,
+        )
+        log(
+            f"label_fraction {data_args.label_fraction:g}: {len(splits['train'])} training rows keep their labels, "
+            f"{len(unlabelled)} are treated as unlabelled"
+        )
     splits["validation"] = _cap(splits["validation"], data_args.max_eval_samples, data_args.split_seed)
     splits["test"] = _cap(splits["test"], data_args.max_test_samples, data_args.split_seed)
     for name in SPLITS:
@@ -162,4 +178,5 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
         input_columns=input_columns,
         source=source,
         tuned=dict(spec.tuned) if spec else {},
+        unlabelled=unlabelled,
     )

@@ -71,7 +71,9 @@ class DistillationTrainer(HftlTrainer):
         if not model.training:  # evaluation: the student's task loss, comparable with other methods
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         want_hidden = self.hidden_weight > 0
+        labels = inputs.pop("labels")
         outputs = model(**inputs, output_hidden_states=want_hidden)
+        hard = true_label_loss(outputs.logits, labels, self.multi_label)
         teacher_outputs = None
         if cached is None or want_hidden:
             with torch.no_grad():
@@ -82,7 +84,7 @@ class DistillationTrainer(HftlTrainer):
         loss = distillation_loss(
             outputs.logits,
             teacher.to(outputs.logits.device),
-            outputs.loss,
+            hard,
             alpha=self.alpha,
             temperature=self.temperature,
             multi_label=self.multi_label,
@@ -97,6 +99,17 @@ class DistillationTrainer(HftlTrainer):
                 projection,
             )
         return (loss, outputs) if return_outputs else loss
+
+
+def true_label_loss(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    """Cross-entropy (BCE for multi-label) over the rows that have labels; rows labelled -100 (hidden by
+    ``--label_fraction``) only learn from the teacher. Zero, not NaN, for a batch without labels."""
+    if multi_label:
+        return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
+    labelled = labels != -100
+    if not labelled.any():
+        return logits.sum() * 0.0
+    return nn.functional.cross_entropy(logits[labelled].float(), labels[labelled])
 
 
 def add_projection(student: nn.Module, student_width: int, teacher_width: int) -> None:

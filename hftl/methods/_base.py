@@ -59,6 +59,10 @@ class Method:
     ) -> None:
         """Raise a ConfigError for options that can't work with this model (auto settings are resolved)."""
 
+    def learns_from_unlabelled(self, task) -> bool:
+        """Whether training rows without labels (``--label_fraction``) are of any use to this method."""
+        return False
+
     def build_trainer(
         self, task, data, tokenized, collator, training_args, method_args, **trainer_kwargs
     ) -> Trainer:
@@ -67,7 +71,7 @@ class Method:
 
         return HftlTrainer(**trainer_kwargs)
 
-    def extra_metrics(self, trainer, tokenized, data, compute_metrics, preprocess) -> dict:
+    def extra_metrics(self, trainer, tokenized, data, compute_metrics, preprocess, metrics) -> dict:
         """Method-specific results added to ``all_results.json`` after testing."""
         return {}
 

@@ -102,6 +102,11 @@ class Distillation(Method):
         self.hidden_weight = method_args.distill_hidden_weight
         return model
 
+    def learns_from_unlabelled(self, task) -> bool:
+        return (
+            task.name == "text-classification"
+        )  # images: the unlabelled rows would need the train transform
+
     def build_trainer(self, task, data, tokenized, collator, training_args, method_args, **trainer_kwargs):
         self.teacher = load_teacher(self.source, task)
         student = trainer_kwargs["model"]
@@ -113,6 +118,11 @@ class Distillation(Method):
                 add_projection(student, student_width, teacher_width)
         renorm = _pixel_renorm(trainer_kwargs.get("processing_class"), self.source, task)
         train = tokenized["train"]
+        if "unlabelled" in tokenized:
+            train = _with_unlabelled(train, tokenized["unlabelled"])
+            log(
+                f"distill: {len(tokenized['unlabelled'])} unlabelled training rows learn from the teacher alone"
+            )
         if method_args.teacher_logits == "cache":
             dtype = torch.bfloat16 if training_args.bf16 and training_args.device.type == "cuda" else None
             batch = training_args.per_device_eval_batch_size
@@ -146,30 +156,92 @@ class Distillation(Method):
             (i, round(i * teacher_layers / student_layers)) for i in range(1, student_layers + 1)
         ]
 
-    def extra_metrics(self, trainer, tokenized, data, compute_metrics, preprocess) -> dict:
-        """The teacher on the same test split, so the card and the log compare teacher and student."""
+    def extra_metrics(self, trainer, tokenized, data, compute_metrics, preprocess, metrics) -> dict:
+        """Teacher vs student on the same test split, parameter counts and inference latency."""
         args = trainer.args
+        dtype = torch.bfloat16 if args.bf16 and args.device.type == "cuda" else None
         logits = teacher_logits(
             self.teacher,
             tokenized["test"],
             trainer.data_collator,
             args.per_device_eval_batch_size,
             args.device,
-            torch.bfloat16 if args.bf16 and args.device.type == "cuda" else None,
+            dtype,
         )
         from transformers import EvalPrediction
 
         predictions = preprocess(torch.from_numpy(logits), None).numpy()
         labels = torch.tensor(tokenized["test"].with_format(None)["labels"]).numpy()
-        metrics = compute_metrics(EvalPrediction(predictions=predictions, label_ids=labels))
-        teacher_params = sum(p.numel() for p in self.teacher.parameters())
-        return {f"teacher_test_{key}": value for key, value in metrics.items()} | {
-            "teacher_params": teacher_params
+        teacher = {
+            f"teacher_test_{key}": value
+            for key, value in compute_metrics(
+                EvalPrediction(predictions=predictions, label_ids=labels)
+            ).items()
         }
+        student = trainer.accelerator.unwrap_model(trainer.model)
+        batch = trainer.data_collator(
+            [
+                tokenized["test"][i]
+                for i in range(min(len(tokenized["test"]), args.per_device_eval_batch_size))
+            ]
+        )
+        speedup = inference_latency(self.teacher, batch, args.device) / inference_latency(
+            student, batch, args.device
+        )
+        key = "accuracy" if "test_accuracy" in metrics else "micro_f1"
+        report = {
+            **teacher,
+            "retention": metrics[f"test_{key}"] / max(teacher[f"teacher_test_{key}"], 1e-12),
+            "student_params": sum(p.numel() for p in student.parameters()),
+            "teacher_params": sum(p.numel() for p in self.teacher.parameters()),
+            "latency_speedup": speedup,
+        }
+        log(
+            f"distill report: test {key} student {metrics[f'test_{key}']:.4f} vs teacher {teacher[f'teacher_test_{key}']:.4f} "
+            f"(retention {report['retention']:.1%}); parameters {report['student_params']:,} vs {report['teacher_params']:,}; "
+            f"student {speedup:.2f}x faster on a batch of {len(batch['labels'])}"
+        )
+        return report
 
     def save(self, trainer, output_dir, processor, method_args) -> None:
         remove_projection(trainer.accelerator.unwrap_model(trainer.model))
         save_model_and_processor(trainer, output_dir, processor)
+
+
+@torch.inference_mode()
+def inference_latency(model, batch: dict, device, repeats: int = 5) -> float:
+    """Median seconds of one forward pass on ``batch`` (after a warm-up pass), in eval mode."""
+    import statistics
+    import time
+
+    was_training = model.training
+    model.eval()
+    inputs = {
+        key: value.to(device) for key, value in batch.items() if key not in ("labels", "teacher_logits")
+    }
+    model(**inputs)
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        model(**inputs)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    model.train(was_training)
+    return statistics.median(times)
+
+
+def _with_unlabelled(train, unlabelled):
+    """Labelled and unlabelled training rows together; the unlabelled carry label -100 (no hard loss)."""
+    from datasets import Value, concatenate_datasets
+
+    train = train.cast_column("labels", Value("int64"))
+    unlabelled = unlabelled.cast_column("labels", Value("int64")).map(
+        lambda batch: {"labels": [-100] * len(batch["labels"])}, batched=True, desc="unlabelled rows"
+    )
+    return concatenate_datasets([train, unlabelled])
 
 
 def _add_column(dataset, name: str, values: list):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._log import log
 from ._base import Method
 
 __all__ = ["FullFineTuning"]
@@ -15,6 +16,13 @@ class FullFineTuning(Method):
     summary = "every parameter trains"
 
     def prepare(self, model, head, method_args, base_model_id):
+        if method_args.student_layers:  # a smaller copy trained without a teacher: distillation's baseline
+            from ..distillation.student import truncate_layers
+
+            model, kept = truncate_layers(model, method_args.student_layers)
+            log(
+                f"--student_layers {method_args.student_layers}: keeping layers {kept} of the pretrained model"
+            )
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         return model
