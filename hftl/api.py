@@ -329,7 +329,7 @@ def _resolve_auto_settings(task, method, data, data_args, training_args, process
         chosen.append(f"max_length={model_limit} (the model maximum; {max_length} was asked)")
         max_length = model_limit
     if training_args.learning_rate is None:
-        tuned = data.tuned.get("learning_rate", {}).get(method.name)
+        tuned = data.tuned.get("learning_rate", {}).get(method.tuned_as or method.name)
         training_args.learning_rate = tuned or method.default_learning_rate
         why = f"tuned for {data_args.dataset}" if tuned else f"the {method.name} default"
         chosen.append(f"learning_rate={training_args.learning_rate:g} ({why})")

@@ -42,6 +42,8 @@ class Method:
     default_learning_rate: ClassVar[float]
     summary: ClassVar[str] = ""
 
+    # a built-in dataset's tuned learning rate for this method is the one tuned for that method name
+    tuned_as: ClassVar[str | None] = None
     # class names in the order the model must use (a distillation teacher's), or None for the data's order
     label_order: list[str] | None = None
 

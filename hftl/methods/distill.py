@@ -31,6 +31,7 @@ class Distillation(Method):
 
     name = "distill"
     default_learning_rate = 5e-5
+    tuned_as = "full"  # every student parameter trains, as in full fine-tuning
     summary = "the student trains on true labels and the teacher's soft targets"
 
     def setup(self, model_args, data_args, method_args, task) -> None:
