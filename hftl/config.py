@@ -235,10 +235,10 @@ class MethodArguments:
     student_layers: int | None = field(
         default=None,
         metadata={
-            "help": "Method distill: build the student as a copy of the teacher keeping N evenly spaced "
-            "encoder layers (embeddings and head kept). Default when --model is not given either: half "
-            "the teacher's layers. With --model, that checkpoint is the student. With --method full: "
-            "train a copy of --model with N layers (distillation's no-teacher baseline)."
+            "help": "Method distill: the student keeps N evenly spaced encoder layers (embeddings and "
+            "head kept) of the teacher, or of --model when given. Default with neither --model nor "
+            "--student_layers: the teacher with half its layers. With --method full: train a copy of "
+            "--model with N layers (distillation's no-teacher baseline)."
         },
     )
     distill_alpha: float = field(

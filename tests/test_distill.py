@@ -88,7 +88,7 @@ def test_truncated_student_copies_the_kept_layers_and_saves(tmp_path):
     reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
     ids = torch.randint(0, 99, (2, 5))
     torch.testing.assert_close(reloaded(input_ids=ids).logits, student.eval()(input_ids=ids).logits)
-    with pytest.raises(ConfigError, match="between 1 and 3"):
+    with pytest.raises(ConfigError, match="between 1 and 3 for this model"):
         truncate_layers(teacher, 4)
 
 
@@ -151,7 +151,14 @@ def test_distill_defaults_to_half_the_teacher_and_reports_both(teacher_dir, topi
         if not torch.equal(snapshot.before[n], p.detach())
     ]
     assert moved  # the student trains; the teacher stays frozen
-    assert all(not p.requires_grad for p in result.trainer.teacher.parameters())
+    assert all(not p.requires_grad and p.grad is None for p in result.trainer.teacher.parameters())
+    from safetensors.torch import load_file
+
+    saved_teacher = load_file(f"{teacher_dir}/model.safetensors")
+    for name, tensor in result.trainer.teacher.state_dict().items():
+        torch.testing.assert_close(
+            tensor.cpu(), saved_teacher[name], atol=0, rtol=0
+        )  # the teacher never changes
     assert {"teacher_test_accuracy", "test_accuracy", "teacher_params"} <= set(result.metrics)
     assert result.metrics["all_params"] < result.metrics["teacher_params"]
     hftl_config = (result.output_dir / "hftl_config.yaml").read_text()
@@ -206,8 +213,8 @@ def test_bad_distill_options_are_one_line(teacher_dir, topics_csv, tiny_bert_dir
     base = dict(dataset=str(topics_csv), output_dir=str(tmp_path / "o"))
     with pytest.raises(ConfigError, match="--method distill needs --teacher"):
         finetune(method="distill", **base)
-    with pytest.raises(ConfigError, match="Pass one student: --model"):
-        distill(teacher=teacher_dir, student=tiny_bert_dir, student_layers=1, **base)
+    with pytest.raises(ConfigError, match="--student_layers must be between 1 and 1"):
+        distill(teacher=teacher_dir, student=tiny_bert_dir, student_layers=2, **base)
     with pytest.raises(ConfigError, match="has no class names"):
         distill(teacher=tiny_bert_dir, **base)
     with pytest.raises(ConfigError, match="--distill_alpha must be in"):

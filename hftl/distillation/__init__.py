@@ -7,4 +7,10 @@ Python entry point.
 from .loss import distillation_loss, hidden_state_loss, soft_target_loss
 from .student import kept_layer_indices, truncate_layers
 
-__all__ = ["distillation_loss", "hidden_state_loss", "soft_target_loss", "kept_layer_indices", "truncate_layers"]
+__all__ = [
+    "distillation_loss",
+    "hidden_state_loss",
+    "soft_target_loss",
+    "kept_layer_indices",
+    "truncate_layers",
+]

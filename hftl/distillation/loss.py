@@ -55,12 +55,17 @@ def distillation_loss(
 
 
 def hidden_state_loss(
-    student_states, teacher_states, layer_map: list[tuple[int, int]], attention_mask=None, projection=None
+    student_states: tuple[torch.Tensor, ...],
+    teacher_states: tuple[torch.Tensor, ...],
+    layer_map: list[tuple[int, int]],
+    attention_mask: torch.Tensor | None = None,
+    projection: torch.nn.Module | None = None,
 ) -> torch.Tensor:
     """Mean squared error between mapped hidden states, averaged over the mapped layer pairs.
 
     Args:
-        student_states, teacher_states: ``output_hidden_states`` tuples (index 0 is the embeddings).
+        student_states: The student's ``output_hidden_states`` (index 0 is the embeddings).
+        teacher_states: The teacher's ``output_hidden_states``.
         layer_map: ``(student_index, teacher_index)`` pairs into those tuples.
         attention_mask: ``(batch, tokens)``; padding positions are left out of the mean.
         projection: Maps student width to teacher width when they differ (a learned ``nn.Linear``).

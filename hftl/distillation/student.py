@@ -9,7 +9,7 @@ from torch import nn
 
 from ..errors import ConfigError
 
-__all__ = ["find_layer_stack", "kept_layer_indices", "truncate_layers"]
+__all__ = ["find_layer_stack", "kept_layer_indices", "truncate_layers", "check_student_layers"]
 
 
 def find_layer_stack(model: nn.Module) -> tuple[str, nn.ModuleList]:
@@ -44,15 +44,21 @@ def kept_layer_indices(total: int, keep: int) -> list[int]:
     return sorted({round(i * (total - 1) / (keep - 1)) for i in range(keep)})
 
 
+def check_student_layers(model: nn.Module, keep: int) -> tuple[str, nn.ModuleList]:
+    """The layer stack of ``model`` (a weightless skeleton will do), if ``keep`` of its layers can be kept."""
+    name, stack = find_layer_stack(model)
+    if not 1 <= keep < len(stack):
+        raise ConfigError(
+            f"--student_layers must be between 1 and {len(stack) - 1} for this model, which has "
+            f"{len(stack)} layers (got {keep})."
+        )
+    return name, stack
+
+
 def truncate_layers(teacher: nn.Module, keep: int) -> tuple[nn.Module, list[int]]:
     """A copy of ``teacher`` with ``keep`` of its encoder layers (embeddings and head kept); returns the
     student and the teacher layer indices it kept."""
-    name, stack = find_layer_stack(teacher)
-    if not 1 <= keep < len(stack):
-        raise ConfigError(
-            f"--student_layers must be between 1 and {len(stack) - 1} for this teacher, which has "
-            f"{len(stack)} layers (got {keep})."
-        )
+    name, stack = check_student_layers(teacher, keep)
     kept = kept_layer_indices(len(stack), keep)
     student = copy.deepcopy(teacher)
     parent_name, _, attribute_name = name.rpartition(".")

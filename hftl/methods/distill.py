@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._log import log
-from ..distillation.student import find_layer_stack, truncate_layers
+from ..distillation.student import check_student_layers, truncate_layers
 from ..distillation.teacher import find_teacher, load_teacher, teacher_label_names, teacher_logits
 from ..distillation.trainer import DistillationTrainer, add_projection, remove_projection
 from ..errors import ConfigError
@@ -25,8 +25,9 @@ def _layer_count(config) -> int | None:
 class Distillation(Method):
     """Train every parameter of a student on ``alpha · CE + (1 - alpha) · T² · KL(teacher || student)``.
 
-    The student is ``--model``, or (the default) a copy of the teacher with ``--student_layers`` of its
-    encoder layers (half of them when unset). One instance per run: it holds the teacher.
+    The student is ``--model`` (cut to ``--student_layers`` layers if given), or by default a copy of the
+    teacher with ``--student_layers`` of its encoder layers (half of them when unset). One instance per
+    run: it holds the teacher.
     """
 
     name = "distill"
@@ -44,13 +45,9 @@ class Distillation(Method):
             raise ConfigError(
                 "--distill_hidden_weight matches transformer hidden states; it works for text models only."
             )
-        if model_args.model and method_args.student_layers:
-            raise ConfigError(
-                "Pass one student: --model (a separate checkpoint) or --student_layers N (a truncated copy of "
-                "the teacher), not both."
-            )
         if model_args.model:
-            log(f"distill: student {model_args.model}, teacher {self.source.reference}")
+            cut = f" cut to {method_args.student_layers} layers" if method_args.student_layers else ""
+            log(f"distill: student {model_args.model}{cut}, teacher {self.source.reference}")
             return
         if self.source.adapter_dir:
             raise ConfigError(
@@ -71,7 +68,7 @@ class Distillation(Method):
 
     def preflight(self, skeleton, method_args, *, processor=None, data_args=None, task=None) -> None:
         if method_args.student_layers:
-            find_layer_stack(skeleton)
+            check_student_layers(skeleton, method_args.student_layers)
         if (
             method_args.teacher_logits == "cache"
             and data_args is not None

@@ -15,6 +15,12 @@ class FullFineTuning(Method):
     default_learning_rate = 5e-5
     summary = "every parameter trains"
 
+    def preflight(self, skeleton, method_args, **context) -> None:
+        if method_args.student_layers:
+            from ..distillation.student import check_student_layers
+
+            check_student_layers(skeleton, method_args.student_layers)
+
     def prepare(self, model, head, method_args, base_model_id):
         if method_args.student_layers:  # a smaller copy trained without a teacher: distillation's baseline
             from ..distillation.student import truncate_layers
