@@ -10,6 +10,7 @@ from .api import FinetuneResult, distill, finetune
 from .cli import run_cli
 from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 from .errors import ConfigError, DataError, DatasetNotFoundError, HftlError, ModelNotFoundError
+from .hub import push
 from .parser import HftlArgumentParser, make_parser
 
 __version__ = "0.1.0"
@@ -29,5 +30,6 @@ __all__ = [
     "distill",
     "finetune",
     "make_parser",
+    "push",
     "run_cli",
 ]

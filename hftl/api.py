@@ -18,6 +18,7 @@ from ._runtime import use_all_cpu_cores
 from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 from .data import LabelSpace, prepare_data
 from .errors import ConfigError, HftlError, ModelNotFoundError
+from .hub import check_can_push, push, write_card_and_images
 from .methods import count_parameters, get_method
 from .metrics import (
     MultiLabelMetrics,
@@ -148,6 +149,12 @@ def finetune(
         raise ConfigError(f"--student_layers works with --method distill or full, not {method.name}.")
     if model_args.weights and task.name != "image-classification":
         raise ConfigError("--weights loads a timm architecture, which only --task image-classification uses.")
+    push_to_hub = training_args.push_to_hub
+    if push_to_hub:  # before any compute: a repo id, and a reachable Hub and a token unless a dry run
+        check_can_push(training_args.hub_model_id, training_args.push_dry_run, training_args.hub_token)
+    training_args.push_to_hub = (
+        False  # Trainer would create the repo at once and push pickles; hftl pushes at the end
+    )
     resume = _resume_checkpoint(training_args)
     output_dir = prepare_output_dir(training_args, method.name, resuming=resume is not None)
     resolved = resolve_model(model_args.model, model_args.revision, model_args.weights)
@@ -210,6 +217,7 @@ def finetune(
     log(f"per-class report on the test split:\n{report}")
 
     method.save(trainer, output_dir, processor, method_args)
+    training_args.push_to_hub = push_to_hub  # recorded as asked, so the saved config reruns the same job
     if trainer.is_world_process_zero():
         write_run_files(
             output_dir,
@@ -217,7 +225,21 @@ def finetune(
             report=report_table,
             arguments=(model_args, data_args, method_args, training_args),
         )
+        write_card_and_images(
+            output_dir, task=task, method=method, method_args=method_args, data=data, data_args=data_args,
+            training_args=training_args, metrics=metrics, predictions=predictions, references=test.label_ids,
+            log_history=trainer.state.log_history, base_model=resolved.hub_id,
+            dataset_on_hub=data.source.startswith("Hub dataset"),
+        )  # fmt: skip
     log(f"saved to {output_dir}")
+    if push_to_hub and trainer.is_world_process_zero():
+        push(
+            output_dir,
+            training_args.hub_model_id,
+            private=bool(training_args.hub_private_repo),
+            token=training_args.hub_token,
+            dry_run=training_args.push_dry_run,
+        )
     return FinetuneResult(
         metrics=metrics, output_dir=Path(output_dir), trainer=trainer, labels=data.labels, report=report
     )

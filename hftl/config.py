@@ -364,6 +364,13 @@ class HftlTrainingArguments(TrainingArguments):
         default=False,
         metadata={"help": "Allow --output_dir to be a folder that already holds a finished run."},
     )
+    push_dry_run: bool = field(
+        default=False,
+        metadata={
+            "help": "With --push_to_hub: write the exact folder that would be pushed to "
+            "output_dir/push_dry_run and upload nothing (no network or token needed)."
+        },
+    )
     dataloader_num_workers: int | None = field(
         default=None,
         metadata={

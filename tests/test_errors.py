@@ -31,7 +31,11 @@ def refused(tiny_options, no_model_build, tmp_path):
 
 
 def test_unknown_method(refused):
-    refused(ConfigError, "Unknown method 'prune'; choose one of: full, linear-probe, lora, distill.", method="prune")
+    refused(
+        ConfigError,
+        "Unknown method 'prune'; choose one of: full, linear-probe, lora, distill.",
+        method="prune",
+    )
 
 
 def test_unknown_task(refused):

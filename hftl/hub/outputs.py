@@ -1,0 +1,101 @@
+"""The card and its two images, written into every output directory at the end of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .._log import log
+from .card import CardFacts, write_model_card
+from .plots import CONFUSION_FILE, CURVES_FILE, plot_confusion_matrix, plot_training_curves
+
+__all__ = ["write_card_and_images"]
+
+
+def _hyperparameters(method_args, data_args, training_args) -> dict:
+    values = {
+        "learning rate": training_args.learning_rate,
+        "epochs": training_args.num_train_epochs
+        if training_args.max_steps <= 0
+        else f"{training_args.max_steps} steps",
+        "batch size per device": training_args.per_device_train_batch_size,
+        "weight decay": training_args.weight_decay,
+        "warmup steps": training_args.warmup_steps,
+        "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
+        "seed": training_args.seed,
+    }
+    if data_args.max_length:
+        values["max_length"] = data_args.max_length
+    if data_args.image_size:
+        values["image size"] = data_args.image_size
+    if data_args.augment:
+        values["augmentation"] = data_args.augment
+    if method_args.method == "lora":
+        values.update(
+            {
+                "LoRA r": method_args.lora_r,
+                "LoRA alpha": method_args.lora_alpha,
+                "LoRA dropout": method_args.lora_dropout,
+            }
+        )
+    if method_args.method == "distill":
+        values.update(
+            {
+                "distillation alpha": method_args.distill_alpha,
+                "temperature": method_args.distill_temperature,
+                "teacher logits": method_args.teacher_logits,
+            }
+        )
+        if method_args.student_layers:
+            values["student layers"] = method_args.student_layers
+    return values
+
+
+def write_card_and_images(
+    output_dir,
+    *,
+    task,
+    method,
+    method_args,
+    data,
+    data_args,
+    training_args,
+    metrics: dict,
+    predictions,
+    references,
+    log_history: list[dict],
+    base_model: str | None,
+    dataset_on_hub: bool,
+) -> Path:
+    """``confusion_matrix.png``, ``training_curves.png`` and ``README.md`` (the model card) in ``output_dir``."""
+    output_dir = Path(output_dir)
+    images = {}
+    try:
+        plot_confusion_matrix(
+            predictions, references, data.labels.names, output_dir / CONFUSION_FILE, data.labels.multi_label
+        )
+        images["confusion"] = CONFUSION_FILE
+        metric = "micro_f1" if data.labels.multi_label else "accuracy"
+        if plot_training_curves(log_history, output_dir / CURVES_FILE, metric):
+            images["curves"] = CURVES_FILE
+    except ImportError:  # matplotlib missing: a card without images beats no card
+        log("matplotlib is not installed: the model card has no images (pip install matplotlib)")
+    facts = CardFacts(
+        title=training_args.hub_model_id or output_dir.name,
+        pipeline_tag=task.pipeline_tag,
+        method=method.name,
+        method_summary=method.summary,
+        labels=list(data.labels.names),
+        metrics=metrics,
+        hyperparameters=_hyperparameters(method_args, data_args, training_args),
+        base_model=base_model,
+        # a local file's path would publish the user's directory layout: its name is enough
+        dataset=data_args.dataset
+        if not data.source.startswith(("file ", "folder "))
+        else Path(data_args.dataset).name,
+        dataset_on_hub=dataset_on_hub,
+        multi_label=data.labels.multi_label,
+        teacher=method_args.teacher if method.name == "distill" else None,
+        adapter=(output_dir / "adapter").is_dir(),
+        images=images,
+    )
+    return write_model_card(facts, output_dir, training_args.hub_model_id)

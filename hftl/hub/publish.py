@@ -1,0 +1,140 @@
+"""Publishing an output directory to the Hub, or writing exactly what would be published (dry run).
+
+Trainer's own ``push_to_hub`` creates the repo in ``Trainer.__init__`` and uploads checkpoints and
+``training_args.bin`` (a pickle holding ``hub_token``), so hftl never hands ``push_to_hub`` to Trainer.
+It pushes once, after training, through ``huggingface_hub``: only safetensors, JSON, YAML, text,
+Markdown and PNG files, from a staging folder built here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from huggingface_hub import HfApi, get_token
+
+from .._log import log
+from ..errors import ConfigError, HftlError
+from ..resolve import hub_status
+from .card import CARD_FILE
+
+__all__ = ["push", "check_can_push", "stage_upload", "DRY_RUN_DIR", "PushError"]
+
+DRY_RUN_DIR = "push_dry_run"
+# what a published model folder may hold; pickles (.bin, .pt, .pkl) and checkpoints never go
+_PUBLISHED_SUFFIXES = {".safetensors", ".json", ".yaml", ".yml", ".txt", ".md", ".png", ".model", ".jinja"}
+_NEVER = {"training_args.bin", DRY_RUN_DIR}
+
+
+class PushError(HftlError):
+    """The upload failed; the local output directory is intact."""
+
+
+def check_can_push(repo_id: str | None, dry_run: bool, token: str | None = None) -> None:
+    """Pre-flight: a repo id, and unless it is a dry run, a reachable Hub and a token."""
+    if not repo_id:
+        raise ConfigError("--push_to_hub needs --hub_model_id USER/NAME (the repo to create or update).")
+    if repo_id.count("/") != 1 or any(not part for part in repo_id.split("/")):
+        raise ConfigError(f"--hub_model_id must look like user/name or org/name (got '{repo_id}').")
+    if dry_run:
+        return
+    status = hub_status()
+    if status != "reachable":
+        raise ConfigError(
+            f"--push_to_hub can't publish: {status}. Add --push_dry_run to write the folder that would be "
+            "pushed, and push it later with `python -m hftl.hub.publish OUTPUT_DIR USER/NAME`."
+        )
+    if not (token or get_token()):
+        raise ConfigError(
+            "--push_to_hub needs a Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --hub_token "
+            "(it is never written to disk or logged)."
+        )
+
+
+def stage_upload(output_dir: str | Path, destination: str | Path) -> list[str]:
+    """Copy the publishable files of ``output_dir`` into ``destination``; return their relative paths."""
+    source, destination = Path(output_dir), Path(destination)
+    if not (source / CARD_FILE).is_file():
+        raise ConfigError(f"{source} has no {CARD_FILE} model card; push an hftl output directory.")
+    copied = []
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if not path.is_file() or relative.parts[0] in _NEVER or relative.parts[0].startswith("checkpoint-"):
+            continue
+        if path.suffix not in _PUBLISHED_SUFFIXES or path.name in _NEVER:
+            continue
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+        copied.append(relative.as_posix())
+    return copied
+
+
+def push(
+    output_dir: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    dry_run: bool = False,
+) -> Path | str:
+    """Publish an hftl output directory (model, processor, card, images, config, results) to ``repo_id``.
+
+    A LoRA run's adapter goes along in the ``adapter/`` subfolder of the same repo, next to the merged
+    model at the root. With ``dry_run`` the exact upload folder is written to
+    ``output_dir/push_dry_run`` and nothing leaves the machine.
+
+    Returns:
+        The dry-run folder, or the URL of the pushed commit.
+    """
+    check_can_push(repo_id, dry_run, token)
+    output_dir = Path(output_dir)
+    if dry_run:
+        folder = output_dir / DRY_RUN_DIR
+        shutil.rmtree(folder, ignore_errors=True)
+        files = stage_upload(output_dir, folder)
+        log(f"push dry run: {len(files)} files that would go to {repo_id} are in {folder}")
+        return folder
+    with tempfile.TemporaryDirectory(prefix="hftl-push-") as staging:
+        files = stage_upload(output_dir, staging)
+        try:
+            api = HfApi(token=token)
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            commit = api.upload_folder(
+                repo_id=repo_id, folder_path=staging, commit_message="Upload model trained with hftl"
+            )
+        except Exception as exc:  # noqa: BLE001 - network and Hub errors come in many types
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise PushError(
+                f"Pushing to {repo_id} failed ({type(exc).__name__}: {reason}); {output_dir} is intact. Retry with "
+                f"`python -m hftl.hub.publish {output_dir} {repo_id}`."
+            ) from None
+    log(f"pushed {len(files)} files to https://huggingface.co/{repo_id}")
+    return getattr(commit, "commit_url", str(commit))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hftl.hub.publish OUTPUT_DIR USER/NAME [--private] [--dry_run]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m hftl.hub.publish", description=push.__doc__.splitlines()[0]
+    )
+    parser.add_argument("output_dir", help="an hftl output directory")
+    parser.add_argument("repo_id", help="USER/NAME of the model repo to create or update")
+    parser.add_argument("--private", action="store_true", help="create the repo as private")
+    parser.add_argument(
+        "--dry_run", action="store_true", help="write the upload folder locally; push nothing"
+    )
+    args = parser.parse_args(argv)
+    try:
+        print(push(args.output_dir, args.repo_id, private=args.private, dry_run=args.dry_run))
+    except HftlError as error:
+        print(f"hftl: error: {error}", file=__import__("sys").stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""Publishing at the boundary: the dry-run folder, the card, an intercepted upload, tokens, failures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from huggingface_hub import HfApi, ModelCard
+
+from hftl import ConfigError, finetune, push
+from hftl.hub import PushError
+
+CANARY = "hf_CANARYcanaryCANARYcanary0123456789"
+
+
+def all_text_under(folder) -> str:
+    return "".join(path.read_bytes().decode("latin-1") for path in folder.rglob("*") if path.is_file())
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """The Hub is 'reachable' and uploads are recorded instead of sent."""
+    calls = {}
+
+    def create_repo(self, repo_id, private=False, exist_ok=False, **kwargs):
+        calls["create_repo"] = dict(repo_id=repo_id, private=private, token=self.token)
+
+    def upload_folder(self, repo_id, folder_path, **kwargs):
+        from pathlib import Path
+
+        root = Path(folder_path)
+        calls["upload"] = dict(
+            repo_id=repo_id,
+            files=sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()),
+            card=(root / "README.md").read_text(),
+        )
+        return "https://huggingface.co/me/tiny/commit/0"
+
+    monkeypatch.setattr("hftl.hub.publish.hub_status", lambda: "reachable")
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    return calls
+
+
+def test_dry_run_writes_the_folder_with_a_card_that_parses(tiny_options, tmp_path):
+    result = finetune(
+        push_to_hub=True,
+        hub_model_id="me/tiny-topics",
+        push_dry_run=True,
+        **{**tiny_options, "eval_strategy": "steps", "eval_steps": 1},
+    )
+    folder = result.output_dir / "push_dry_run"
+    files = {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
+    assert {
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "all_results.json",
+        "hftl_config.yaml",
+        "confusion_matrix.png",
+        "training_curves.png",
+        "tokenizer.json",
+    } <= files
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
+    card = ModelCard.load(folder / "README.md")
+    assert (
+        card.data.pipeline_tag == "text-classification"
+        and "hftl" in card.data.tags
+        and "full" in card.data.tags
+    )
+    results = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert results["accuracy"] == pytest.approx(result.metrics["test_accuracy"])
+    assert "/tmp" not in card.content and "topics.csv" in card.content  # no local paths in a public card
+    for text in (
+        "politics, sport, tech",
+        "![Confusion matrix",
+        "![Training curves",
+        "| accuracy |",
+        'pipeline("text-classification", model="me/tiny-topics")',
+    ):
+        assert text in card.text
+    # the published folder loads with stock transformers and predicts like the trained model
+    from transformers import AutoModelForSequenceClassification
+
+    reloaded = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    ids = torch.randint(1000, 2000, (2, 6))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            reloaded(input_ids=ids).logits, result.trainer.model.eval().cpu()(input_ids=ids).logits
+        )
+
+
+def test_lora_dry_run_holds_the_merged_model_and_the_adapter(tiny_options):
+    result = finetune(
+        method="lora", push_to_hub=True, hub_model_id="me/tiny-lora", push_dry_run=True, **tiny_options
+    )
+    folder = result.output_dir / "push_dry_run"
+    assert (folder / "model.safetensors").is_file() and (
+        folder / "adapter" / "adapter_model.safetensors"
+    ).is_file()
+    card = (folder / "README.md").read_text()
+    assert 'PeftModel.from_pretrained(base, "me/tiny-lora", subfolder="adapter")' in card
+
+
+def test_push_uploads_the_folder_and_never_writes_the_token(tiny_options, fake_hub, monkeypatch, capfd):
+    monkeypatch.setenv("HF_TOKEN", CANARY)
+    result = finetune(
+        push_to_hub=True, hub_model_id="me/tiny", hub_private_repo=True, hub_token=CANARY, **tiny_options
+    )
+    assert fake_hub["create_repo"] == dict(repo_id="me/tiny", private=True, token=CANARY)
+    assert fake_hub["upload"]["repo_id"] == "me/tiny" and "model.safetensors" in fake_hub["upload"]["files"]
+    assert "training_args.bin" not in fake_hub["upload"]["files"]
+    assert ModelCard(fake_hub["upload"]["card"]).data.model_name == "me/tiny"
+    captured = capfd.readouterr()
+    assert CANARY not in all_text_under(result.output_dir) and CANARY not in captured.out + captured.err
+
+
+def test_failed_upload_is_one_line_and_keeps_the_output(tiny_options, fake_hub, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", CANARY)
+
+    def broken(self, **kwargs):
+        raise ConnectionError("connection reset by peer")
+
+    monkeypatch.setattr(HfApi, "upload_folder", broken)
+    output = tiny_options["output_dir"]
+    with pytest.raises(
+        PushError,
+        match=r"Pushing to me/tiny failed \(ConnectionError: connection reset by peer\); .* is intact",
+    ) as error:
+        finetune(push_to_hub=True, hub_model_id="me/tiny", **tiny_options)
+    assert "\n" not in str(error.value) and "python -m hftl.hub.publish" in str(error.value)
+    from pathlib import Path
+
+    assert (Path(output) / "model.safetensors").is_file() and (Path(output) / "README.md").is_file()
+
+
+def test_push_after_the_fact_and_its_command_line(tiny_options, fake_hub, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_TOKEN", CANARY)
+    result = finetune(**tiny_options)  # every run writes its card and images
+    assert (result.output_dir / "README.md").is_file() and (
+        result.output_dir / "confusion_matrix.png"
+    ).is_file()
+    push(result.output_dir, "me/later")
+    assert fake_hub["upload"]["repo_id"] == "me/later"
+    done = subprocess.run(
+        [sys.executable, "-m", "hftl.hub.publish", str(result.output_dir), "me/later", "--dry_run"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and (result.output_dir / "push_dry_run" / "README.md").is_file()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(push_to_hub=True), "--push_to_hub needs --hub_model_id USER/NAME"),
+        (dict(push_to_hub=True, hub_model_id="no-slash"), "--hub_model_id must look like user/name"),
+        (
+            dict(push_to_hub=True, hub_model_id="me/x"),
+            "--push_to_hub can't publish: the Hub is disabled (HF_HUB_OFFLINE=1). Add --push_dry_run",
+        ),
+    ],
+)
+def test_push_problems_are_refused_before_training(tiny_options, no_model_build, options, message):
+    with pytest.raises(ConfigError) as error:
+        finetune(**options, **tiny_options)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_missing_token_is_refused_before_training(tiny_options, no_model_build, monkeypatch):
+    monkeypatch.setattr("hftl.hub.publish.hub_status", lambda: "reachable")
+    monkeypatch.setattr("hftl.hub.publish.get_token", lambda: None)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match="--push_to_hub needs a Hugging Face token"):
+        finetune(push_to_hub=True, hub_model_id="me/x", **tiny_options)
