@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -175,3 +176,46 @@ def test_missing_token_is_refused_before_training(tiny_options, no_model_build, 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     with pytest.raises(ConfigError, match="--push_to_hub needs a Hugging Face token"):
         finetune(push_to_hub=True, hub_model_id="me/x", **tiny_options)
+
+
+def test_published_adapter_reproduces_the_trained_model(tiny_options, tiny_bert_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    result = finetune(
+        method="lora",
+        push_to_hub=True,
+        hub_model_id="me/tiny-lora",
+        push_dry_run=True,
+        **{**tiny_options, "learning_rate": 1e-2},
+    )
+    folder = result.output_dir / "push_dry_run"
+    names = json.loads((folder / "adapter" / "label_names.json").read_text())
+    base = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert_dir,
+        num_labels=len(names),
+        id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
+    )
+    adapted = PeftModel.from_pretrained(base, folder / "adapter").eval()
+    merged = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    ids = torch.randint(1000, 2000, (2, 6))
+    with torch.no_grad():
+        expected = result.trainer.model.eval().cpu()(input_ids=ids).logits
+        torch.testing.assert_close(adapted(input_ids=ids).logits, expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(merged(input_ids=ids).logits, expected, atol=1e-5, rtol=0)
+
+
+def test_distilled_student_card_compares_teacher_and_student(tiny_options, tiny_bert_dir, tmp_path):
+    teacher = finetune(**{**tiny_options, "output_dir": str(tmp_path / "teacher")}).output_dir
+    result = finetune(
+        method="distill",
+        teacher=str(teacher),
+        push_to_hub=True,
+        hub_model_id="me/student",
+        push_dry_run=True,
+        **{**tiny_options, "model": tiny_bert_dir, "output_dir": str(tmp_path / "s")},
+    )
+    card = ModelCard.load(result.output_dir / "push_dry_run" / "README.md")
+    assert "### Teacher and student (same test split)" in card.text and "inference speed" in card.text
+    assert "distill" in card.data.tags
