@@ -228,7 +228,7 @@ def finetune(
         write_card_and_images(
             output_dir, task=task, method=method, method_args=method_args, data=data, data_args=data_args,
             training_args=training_args, metrics=metrics, predictions=predictions, references=test.label_ids,
-            log_history=trainer.state.log_history, base_model=resolved.hub_id,
+            log_history=trainer.state.log_history, base_model=resolved.hub_id, model_dir=resolved.path,
             dataset_on_hub=data.source.startswith("Hub dataset"),
         )  # fmt: skip
     log(f"saved to {output_dir}")

@@ -219,3 +219,4 @@ def test_distilled_student_card_compares_teacher_and_student(tiny_options, tiny_
     card = ModelCard.load(result.output_dir / "push_dry_run" / "README.md")
     assert "### Teacher and student (same test split)" in card.text and "inference speed" in card.text
     assert "distill" in card.data.tags
+    assert "/tmp" not in card.content and "Distilled from the teacher `teacher`" in card.text

@@ -50,6 +50,32 @@ def _hyperparameters(method_args, data_args, training_args) -> dict:
     return values
 
 
+def _card_of(folder) -> tuple[str | None, str | None]:
+    """(model_name, base_model) from an hftl output directory's own card, for lineage without paths."""
+    path = Path(folder) / "README.md" if folder else None
+    if not path or not path.is_file():
+        return None, None
+    try:
+        from huggingface_hub import ModelCard
+
+        data = ModelCard.load(path).data
+        return data.get("model_name"), data.get("base_model")
+    except Exception:  # noqa: BLE001 - a hand-written README is not an hftl card; lineage is optional
+        return None, None
+
+
+def _public_name(reference: str | None, hub_id: str | None = None) -> str | None:
+    """How a model is named in a public card: its Hub id, its own card's name, else the folder's name."""
+    if not reference:
+        return None
+    if hub_id:
+        return hub_id
+    if not Path(reference).expanduser().exists():
+        return reference  # already a Hub id
+    name, _ = _card_of(Path(reference).expanduser())
+    return name or Path(reference).name
+
+
 def write_card_and_images(
     output_dir,
     *,
@@ -65,9 +91,12 @@ def write_card_and_images(
     log_history: list[dict],
     base_model: str | None,
     dataset_on_hub: bool,
+    model_dir: str | None = None,
 ) -> Path:
     """``confusion_matrix.png``, ``training_curves.png`` and ``README.md`` (the model card) in ``output_dir``."""
     output_dir = Path(output_dir)
+    if base_model is None:  # a local hftl output as the starting point: name what it was trained from
+        base_model = _card_of(model_dir)[1]
     images = {}
     try:
         plot_confusion_matrix(
@@ -94,7 +123,7 @@ def write_card_and_images(
         else Path(data_args.dataset).name,
         dataset_on_hub=dataset_on_hub,
         multi_label=data.labels.multi_label,
-        teacher=method_args.teacher if method.name == "distill" else None,
+        teacher=_public_name(method_args.teacher) if method.name == "distill" else None,
         adapter=(output_dir / "adapter").is_dir(),
         images=images,
     )
