@@ -14,6 +14,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from ._log import log
 from ._output import prepare_output_dir, write_run_files
+from ._resume import check_same_run, record_run, run_identity
 from ._runtime import use_all_cpu_cores
 from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 from .data import LabelSpace, prepare_data
@@ -160,12 +161,17 @@ def finetune(
     resolved = resolve_model(model_args.model, model_args.revision, model_args.weights)
     log(f"model: {model_args.model} ({resolved.source})")
     data = prepare_data(data_args, task, label_order=method.label_order)
+    identity = run_identity(model_args.model, task.name, method.name, data.labels.names, data.splits["train"])
+    if resume is not None:
+        check_same_run(output_dir, identity, training_args.allow_changed_resume)
     processor, config = _load_processor_and_config(task, resolved.path, data.labels, model_args)
     max_length = _resolve_auto_settings(task, method, data, data_args, training_args, processor, config)
     skeleton = task.model_skeleton(config, model_args)
     method.preflight(skeleton, method_args, processor=processor, data_args=data_args, task=task)
 
     # --- compute --------------------------------------------------------------------------------
+    if training_args.process_index == 0:
+        record_run(output_dir, identity)
     use_all_cpu_cores(training_args.world_size)
     with training_args.main_process_first(desc="preprocessing"):  # the main process fills the cache first
         splits = data.splits

@@ -364,6 +364,13 @@ class HftlTrainingArguments(TrainingArguments):
         default=False,
         metadata={"help": "Allow --output_dir to be a folder that already holds a finished run."},
     )
+    allow_changed_resume: bool = field(
+        default=False,
+        metadata={
+            "help": "Resume even if the model, task, method, labels or training data differ from the run "
+            "that wrote the checkpoint (hftl refuses by default, naming what changed)."
+        },
+    )
     push_dry_run: bool = field(
         default=False,
         metadata={

@@ -113,3 +113,17 @@ def no_model_build(monkeypatch):
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_HF_HOME, ignore_errors=True)
+
+
+@pytest.fixture
+def no_model_build_after_first(monkeypatch):
+    """Call the returned function to make any later model build fail the test."""
+    from hftl.tasks._base import Task
+
+    def arm():
+        def refuse(*args, **kwargs):
+            raise AssertionError("a model was built before the bad input was reported")
+
+        monkeypatch.setattr(Task, "build_model", refuse)
+
+    return arm

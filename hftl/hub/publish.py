@@ -24,7 +24,7 @@ __all__ = ["push", "check_can_push", "stage_upload", "DRY_RUN_DIR", "PushError"]
 DRY_RUN_DIR = "push_dry_run"
 # what a published model folder may hold; pickles (.bin, .pt, .pkl) and checkpoints never go
 _PUBLISHED_SUFFIXES = {".safetensors", ".json", ".yaml", ".yml", ".txt", ".md", ".png", ".model", ".jinja"}
-_NEVER = {"training_args.bin", DRY_RUN_DIR}
+_NEVER = {"training_args.bin", DRY_RUN_DIR, "hftl_run.json"}  # the last holds local paths
 
 
 class PushError(HftlError):

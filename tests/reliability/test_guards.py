@@ -1,0 +1,58 @@
+"""Reliability guards: a resume that would continue a different run, and a non-finite training loss."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from hftl import ConfigError, finetune
+from hftl._resume import RUN_FILE, check_same_run
+from hftl.trainer import NonFiniteLossError
+
+from ..conftest import make_rows, write_csv
+
+
+def test_resume_refuses_a_changed_method_or_label_set(tiny_options, tmp_path, no_model_build_after_first):
+    finetune(**{**tiny_options, "save_strategy": "steps", "save_steps": 1})
+    output = Path(tiny_options["output_dir"])
+    assert (output / "checkpoint-2").is_dir() and json.loads((output / RUN_FILE).read_text())[
+        "method"
+    ] == "full"
+    no_model_build_after_first()
+    with pytest.raises(ConfigError, match=r"would continue a different run \(method full -> lora\)") as error:
+        finetune(**{**tiny_options, "method": "lora", "resume_from_checkpoint": "auto"})
+    assert "\n" not in str(error.value) and "--allow_changed_resume" in str(error.value)
+    rows = [{**row, "label": row["label"].replace("tech", "science")} for row in make_rows(60)]
+    other = write_csv(tmp_path / "other" / "topics.csv", rows)
+    with pytest.raises(ConfigError, match=r"labels politics, sport, tech -> politics, science, sport"):
+        finetune(**{**tiny_options, "dataset": str(other), "resume_from_checkpoint": "auto"})
+
+
+def test_allow_changed_resume_skips_the_check(tmp_path):
+    (tmp_path / RUN_FILE).write_text(json.dumps({"method": "full"}))
+    check_same_run(tmp_path, {"method": "lora"}, allow_changed=True)
+    with pytest.raises(ConfigError):
+        check_same_run(tmp_path, {"method": "lora"}, allow_changed=False)
+
+
+def test_non_finite_loss_stops_within_one_step_and_saves_nothing(tiny_options):
+    class Poison(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 1:
+                with torch.no_grad():
+                    model.classifier.weight.fill_(float("nan"))
+
+    with pytest.raises(
+        NonFiniteLossError, match=r"The training loss became nan at step 2 .*nothing was saved"
+    ) as error:
+        finetune(
+            callbacks=[Poison()],
+            **{**tiny_options, "max_steps": 4, "save_strategy": "steps", "save_steps": 1},
+        )
+    assert "\n" not in str(error.value)
+    output = Path(tiny_options["output_dir"])
+    assert not (output / "model.safetensors").exists() and not (output / "checkpoint-2").exists()
