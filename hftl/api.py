@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets import DatasetDict
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from ._log import log
@@ -183,6 +183,8 @@ def finetune(
             )
         tokenized = task.preprocess(splits, processor, data.input_columns, max_length, data_args)
     task.adjust_training_args(training_args)
+    # the new head's random init must follow --seed too (Trainer seeds only later, in its __init__)
+    set_seed(training_args.seed)
     model, head = task.build_model(resolved.path, config, data.labels, model_args)
     task.on_model_built(model, processor, data_args, training_args)
     model = method.prepare(model, head, method_args, resolved.hub_id or resolved.path)

@@ -56,3 +56,18 @@ def test_non_finite_loss_stops_within_one_step_and_saves_nothing(tiny_options):
     assert "\n" not in str(error.value)
     output = Path(tiny_options["output_dir"])
     assert not (output / "model.safetensors").exists() and not (output / "checkpoint-2").exists()
+
+
+def test_same_seed_reproduces_weights_and_metrics_and_another_seed_changes_the_head(tiny_options, tmp_path):
+    """Twice in one process (where the global RNG has moved on): the seed is applied before the head is built."""
+    from safetensors.torch import load_file
+
+    runs = {}
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        result = finetune(**{**tiny_options, "output_dir": str(tmp_path / name), "seed": seed})
+        runs[name] = (load_file(str(result.output_dir / "model.safetensors")), result.metrics["test_loss"])
+    (first, first_loss), (second, second_loss), (third, _) = runs["a"], runs["b"], runs["c"]
+    assert first_loss == second_loss
+    for key, tensor in first.items():
+        assert torch.equal(tensor, second[key]), key
+    assert not torch.equal(first["classifier.weight"], third["classifier.weight"])
