@@ -404,3 +404,10 @@ def test_distill_recipe_prints_the_report(teacher_dir, topics_csv, tmp_path):
         assert key in done.stdout
     results = json.loads((tmp_path / "out" / "all_results.json").read_text())
     assert results["student_params"] < results["teacher_params"] and results["latency_speedup"] > 0
+
+
+def test_student_layers_with_another_method_or_too_many_is_one_line(tiny_options, no_model_build):
+    with pytest.raises(ConfigError, match="--student_layers works with --method distill or full, not lora"):
+        finetune(method="lora", student_layers=1, **tiny_options)
+    with pytest.raises(ConfigError, match="--student_layers must be between 1 and 1 for this model"):
+        finetune(method="full", student_layers=2, **tiny_options)

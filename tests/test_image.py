@@ -33,6 +33,22 @@ def make_image(colour, seed: int, mode: str = "RGB") -> Image.Image:
     return Image.fromarray(pixels).convert(mode)
 
 
+def pipeline_labels(model_dir, image_path) -> set[str]:
+    """The label names ``pipeline("image-classification")`` returns for one image, in a fresh process."""
+    code = (
+        "import sys, json; from PIL import Image; from transformers import pipeline; "
+        "p = pipeline('image-classification', model=sys.argv[1], device='cpu'); "
+        "print(json.dumps(p(Image.open(sys.argv[2]))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(model_dir), str(image_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {row["label"] for row in json.loads(done.stdout.strip().splitlines()[-1])}
+
+
 @pytest.fixture
 def image_folder(tmp_path):
     """One subfolder per class; a grayscale and an RGBA image among them."""
@@ -88,18 +104,7 @@ def test_image_folder_trains_and_pipeline_names_labels(request, backbone, image_
     assert result.labels.names == ["blue", "green", "red"]
     assert json.loads((result.output_dir / "all_results.json").read_text())["test_samples"] > 0
     assert result.trainer.args.dataloader_num_workers >= 1  # decoding happens off the training process
-    code = (
-        "import sys, json; from PIL import Image; from transformers import pipeline; "
-        "p = pipeline('image-classification', model=sys.argv[1], device='cpu'); "
-        "print(json.dumps(p(Image.open(sys.argv[2]))))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(result.output_dir), str(image_folder / "red" / "3.png")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    labels = {row["label"] for row in json.loads(done.stdout.strip().splitlines()[-1])}
+    labels = pipeline_labels(result.output_dir, image_folder / "red" / "3.png")
     assert labels <= {"blue", "green", "red"}
 
 

@@ -4,16 +4,14 @@ Hub id from the HF cache, and a timm architecture name with a local weights file
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from hftl import ModelNotFoundError, finetune
+from hftl import ConfigError, ModelNotFoundError, finetune
 
-from .test_image import TINY, image_folder  # noqa: F401 - the fixture
+from .test_image import TINY, image_folder, pipeline_labels  # noqa: F401 - the fixture
 
 timm = pytest.importorskip("timm")
 ARCH = "test_efficientnet"  # timm's own tiny test model (100k parameters)
@@ -92,18 +90,7 @@ def test_pipeline_on_a_timm_output_names_labels(tiny_timm, image_folder, tmp_pat
         output_dir=str(tmp_path / "out"),
         **TIMM,
     )
-    code = (
-        "import sys, json; from PIL import Image; from transformers import pipeline; "
-        "p = pipeline('image-classification', model=sys.argv[1], device='cpu'); "
-        "print(json.dumps(p(Image.open(sys.argv[2]))))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(result.output_dir), str(image_folder / "red" / "3.png")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    labels = {row["label"] for row in json.loads(done.stdout.strip().splitlines()[-1])}
+    labels = pipeline_labels(result.output_dir, image_folder / "red" / "3.png")
     assert labels == {"blue", "green", "red"}
     processor = json.loads((result.output_dir / "config.json").read_text())["pretrained_cfg"]
     assert processor["input_size"] == [3, 32, 32]  # the trained size, so pipeline() resizes the same way
@@ -175,3 +162,14 @@ def test_timm_name_errors_are_one_line(tmp_path, no_model_build):
         finetune(task="image-classification", model=ARCH, dataset="mnist")
     with pytest.raises(ModelNotFoundError, match="needs --model to be a timm architecture name"):
         finetune(task="image-classification", model="bert-base-uncased", weights=str(wrong), dataset="mnist")
+
+
+def test_weights_for_a_text_task_or_without_a_state_dict_are_one_line(tmp_path, tiny_options, no_model_build):
+    not_a_state_dict = tmp_path / "list.pth"
+    torch.save([1, 2, 3], not_a_state_dict)
+    with pytest.raises(
+        ConfigError, match="--weights loads a timm architecture, which only --task image-classification"
+    ):
+        finetune(weights=str(not_a_state_dict), **tiny_options)
+    with pytest.raises(ModelNotFoundError, match="does not hold a state dict"):
+        finetune(task="image-classification", model=ARCH, weights=str(not_a_state_dict), dataset="mnist")

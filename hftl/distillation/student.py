@@ -9,7 +9,21 @@ from torch import nn
 
 from ..errors import ConfigError
 
-__all__ = ["find_layer_stack", "kept_layer_indices", "truncate_layers", "check_student_layers"]
+__all__ = [
+    "find_layer_stack",
+    "kept_layer_indices",
+    "truncate_layers",
+    "check_student_layers",
+    "layer_count_attribute",
+]
+
+# what configs call their number of encoder layers (BERT/ViT, DistilBERT, T5-style, GPT-2)
+_LAYER_COUNT_NAMES = ("num_hidden_layers", "n_layers", "num_layers", "n_layer")
+
+
+def layer_count_attribute(config) -> str | None:
+    """The config attribute holding the number of encoder layers, or ``None`` if it has none."""
+    return next((name for name in _LAYER_COUNT_NAMES if isinstance(getattr(config, name, None), int)), None)
 
 
 def find_layer_stack(model: nn.Module) -> tuple[str, nn.ModuleList]:
@@ -64,11 +78,9 @@ def truncate_layers(teacher: nn.Module, keep: int) -> tuple[nn.Module, list[int]
     parent_name, _, attribute_name = name.rpartition(".")
     parent = student.get_submodule(parent_name) if parent_name else student
     setattr(parent, attribute_name, nn.ModuleList(copy.deepcopy(stack[index]) for index in kept))
-    config = student.config
-    for attribute in ("num_hidden_layers", "n_layers", "num_layers", "n_layer"):
-        if hasattr(config, attribute) and isinstance(getattr(config, attribute), int):
-            setattr(config, attribute, keep)
-            break
+    attribute = layer_count_attribute(student.config)
+    if attribute:
+        setattr(student.config, attribute, keep)
     for position, block in enumerate(student.get_submodule(name)):
         for module in block.modules():  # attention layers that know their index (KV caches, layer types)
             if hasattr(module, "layer_idx"):

@@ -9,6 +9,7 @@ Markdown and PNG files, from a staging folder built here.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def push(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m hftl.hub.publish OUTPUT_DIR USER/NAME [--private] [--dry_run]``."""
-    import argparse
+    import argparse  # the library's parser is for training options; this command has four
 
     parser = argparse.ArgumentParser(
         prog="python -m hftl.hub.publish", description=push.__doc__.splitlines()[0]
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(push(args.output_dir, args.repo_id, private=args.private, dry_run=args.dry_run))
     except HftlError as error:
-        print(f"hftl: error: {error}", file=__import__("sys").stderr)
+        print(f"hftl: error: {error}", file=sys.stderr)
         return 2
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._log import log
-from ..distillation.student import check_student_layers, truncate_layers
+from ..distillation.student import check_student_layers, layer_count_attribute, truncate_layers
 from ..distillation.teacher import find_teacher, load_teacher, teacher_label_names, teacher_logits
 from ..distillation.trainer import DistillationTrainer, add_projection, remove_projection
 from ..errors import ConfigError
@@ -15,11 +15,13 @@ __all__ = ["Distillation"]
 
 
 def _layer_count(config) -> int | None:
-    for attribute in ("num_hidden_layers", "n_layers", "num_layers", "n_layer"):
-        value = getattr(config, attribute, None)
-        if isinstance(value, int):
-            return value
-    return None
+    attribute = layer_count_attribute(config)
+    return getattr(config, attribute) if attribute else None
+
+
+def _teacher_dtype(training_args):
+    """The teacher's precision for inference passes: bf16 on a GPU when training is bf16."""
+    return torch.bfloat16 if training_args.bf16 and training_args.device.type == "cuda" else None
 
 
 class Distillation(Method):
@@ -122,7 +124,7 @@ class Distillation(Method):
                 f"distill: {len(tokenized['unlabelled'])} unlabelled training rows learn from the teacher alone"
             )
         if method_args.teacher_logits == "cache":
-            dtype = torch.bfloat16 if training_args.bf16 and training_args.device.type == "cuda" else None
+            dtype = _teacher_dtype(training_args)
             batch = training_args.per_device_eval_batch_size
             log(f"caching the teacher's logits for {len(train)} training rows (one pass)")
             cached = teacher_logits(self.teacher, train, collator, batch, training_args.device, dtype)
@@ -157,7 +159,7 @@ class Distillation(Method):
     def extra_metrics(self, trainer, tokenized, data, compute_metrics, preprocess, metrics) -> dict:
         """Teacher vs student on the same test split, parameter counts and inference latency."""
         args = trainer.args
-        dtype = torch.bfloat16 if args.bf16 and args.device.type == "cuda" else None
+        dtype = _teacher_dtype(args)
         logits = teacher_logits(
             self.teacher,
             tokenized["test"],
