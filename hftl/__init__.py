@@ -9,13 +9,22 @@ Example:
 from .api import FinetuneResult, distill, finetune
 from .cli import run_cli
 from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
-from .errors import ConfigError, DataError, DatasetNotFoundError, HftlError, ModelNotFoundError
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    DatasetNotFoundError,
+    HftlError,
+    ModelNotFoundError,
+    TrainingStopped,
+)
 from .hub import push
 from .parser import HftlArgumentParser, make_parser
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
     "ConfigError",
     "DataArguments",
     "DataError",
@@ -27,6 +36,7 @@ __all__ = [
     "MethodArguments",
     "ModelArguments",
     "ModelNotFoundError",
+    "TrainingStopped",
     "distill",
     "finetune",
     "make_parser",

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["HftlError", "ConfigError", "DataError", "ModelNotFoundError", "DatasetNotFoundError"]
+__all__ = [
+    "HftlError",
+    "ConfigError",
+    "DataError",
+    "ModelNotFoundError",
+    "DatasetNotFoundError",
+    "CheckpointError",
+    "TrainingStopped",
+]
 
 
 class HftlError(ValueError):
@@ -11,6 +19,9 @@ class HftlError(ValueError):
     The message is a single line saying what is wrong and how to fix it. Recipes print it
     without a traceback and exit with status 2.
     """
+
+    kind = "error"
+    exit_status = 2
 
 
 class ConfigError(HftlError):
@@ -27,3 +38,19 @@ class ModelNotFoundError(HftlError):
 
 class DatasetNotFoundError(DataError):
     """A dataset name, file or Hub id could not be found or loaded."""
+
+
+class CheckpointError(HftlError):
+    """A checkpoint to resume from is incomplete, corrupted, unsafe, or was written by another setup."""
+
+
+class TrainingStopped(HftlError):
+    """Training was stopped by SIGTERM or SIGINT after saving a complete checkpoint to resume from.
+
+    Recipes exit with the shell's status for that signal (143 or 130)."""
+
+    kind = "stopped"
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.exit_status = 128 + signal_number

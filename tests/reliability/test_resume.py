@@ -1,0 +1,117 @@
+"""Resume equality: a run stopped after step k (by SIGTERM, which saves a checkpoint) and resumed with
+``--resume_from_checkpoint auto`` ends with the same weights, bit for bit (fp32, CPU), the same logged
+losses, and the same batches in the same order as a run that was never stopped."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hftl import TrainingStopped, finetune
+from hftl.checkpoints import MANIFEST
+from hftl.trainer import HftlTrainer
+
+# 48 training rows (60 - 6 validation - 6 test) in batches of 4: 12 optimizer steps an epoch
+RESUME_TRAINING = dict(
+    num_train_epochs=2, max_steps=-1, save_strategy="steps", save_steps=50, logging_steps=1, seed=3
+)
+_STEP_KEYS = ("loss", "grad_norm", "learning_rate", "epoch", "step")
+
+
+@pytest.fixture
+def batches(monkeypatch) -> list[str]:
+    """The training batches in the order Trainer fed them, as digests of their token ids."""
+    seen: list[str] = []
+    step = HftlTrainer.training_step
+
+    def recording(self, model, inputs, *args, **kwargs):
+        seen.append(hashlib.sha256(inputs["input_ids"].numpy().tobytes()).hexdigest()[:12])
+        return step(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(HftlTrainer, "training_step", recording)
+    return seen
+
+
+def weights(output_dir) -> dict[str, torch.Tensor]:
+    folder = Path(output_dir)
+    name = "adapter/adapter_model.safetensors" if (folder / "adapter").is_dir() else "model.safetensors"
+    return load_file(str(folder / name))
+
+
+def step_log(trainer) -> list[dict]:
+    return [
+        {key: entry[key] for key in _STEP_KEYS if key in entry}
+        for entry in trainer.state.log_history
+        if "loss" in entry
+    ]
+
+
+def stop_and_resume(options: dict, stop_at: int, output_dir: Path, batches: list[str], monkeypatch):
+    """Stop at ``stop_at`` with SIGTERM (in this process, as a scheduler would), then resume with auto."""
+    monkeypatch.setenv("HFTL_FAULT", f"step@{stop_at}")
+    monkeypatch.setenv("HFTL_FAULT_SIGNAL", "TERM")
+    with pytest.raises(TrainingStopped, match=rf"SIGTERM stopped training at step {stop_at} of \d+") as stop:
+        finetune(**{**options, "output_dir": str(output_dir)})
+    assert "--resume_from_checkpoint auto" in str(stop.value) and stop.value.exit_status == 143
+    checkpoint = output_dir / f"checkpoint-{stop_at}"
+    assert (checkpoint / MANIFEST).is_file() and not (output_dir / "model.safetensors").exists()
+    before = len(batches)
+    monkeypatch.delenv("HFTL_FAULT")
+    resumed = finetune(**{**options, "output_dir": str(output_dir), "resume_from_checkpoint": "auto"})
+    return resumed, before
+
+
+def assert_same_run(reference, resumed, reference_batches, batches):
+    assert batches == reference_batches, "the resumed run saw other batches"
+    assert step_log(resumed.trainer) == step_log(reference.trainer)
+    expected, actual = weights(reference.output_dir), weights(resumed.output_dir)
+    assert expected.keys() == actual.keys()
+    for key, tensor in expected.items():
+        assert torch.equal(tensor, actual[key]), f"{key} differs after resuming"
+    assert resumed.metrics["test_loss"] == reference.metrics["test_loss"]
+
+
+@pytest.mark.parametrize(
+    "variant, options, stops",
+    [
+        ("full", {}, [17, 5, 12]),  # mid-epoch and at the epoch boundary
+        ("full-grad-accumulation", {"gradient_accumulation_steps": 2}, [3]),  # 6 steps an epoch
+        ("lora", {"method": "lora"}, [7]),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_resumed_run_equals_the_uninterrupted_one(
+    variant, options, stops, tiny_options, tmp_path, batches, monkeypatch
+):
+    options = {**tiny_options, **RESUME_TRAINING, **options}
+    reference = finetune(**{**options, "output_dir": str(tmp_path / "reference")})
+    reference_batches = list(batches)
+    for stop_at in stops:
+        batches.clear()
+        resumed, _ = stop_and_resume(
+            options, stop_at, tmp_path / f"stopped-at-{stop_at}", batches, monkeypatch
+        )
+        assert_same_run(reference, resumed, reference_batches, batches)
+
+
+def test_resumed_distillation_equals_the_uninterrupted_one(tiny_options, tmp_path, batches, monkeypatch):
+    """Online teacher, hidden-state matching on: its learned projection is resumed too."""
+    teacher = finetune(**{**tiny_options, "output_dir": str(tmp_path / "teacher")}).output_dir
+    options = {
+        **tiny_options,
+        **RESUME_TRAINING,
+        "method": "distill",
+        "teacher": str(teacher),
+        "student_layers": 1,
+        "distill_hidden_weight": 1.0,
+    }
+    batches.clear()
+    reference = finetune(**{**options, "output_dir": str(tmp_path / "reference")})
+    reference_batches = list(batches)
+    batches.clear()
+    resumed, _ = stop_and_resume(options, 9, tmp_path / "stopped", batches, monkeypatch)
+    assert_same_run(reference, resumed, reference_batches, batches)
