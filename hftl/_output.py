@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -14,7 +16,14 @@ from ._log import log
 from .config import HftlTrainingArguments
 from .errors import ConfigError
 
-__all__ = ["prepare_output_dir", "write_run_files", "CONFIG_FILE", "RESULTS_FILE", "REPORT_FILE"]
+__all__ = [
+    "prepare_output_dir",
+    "check_free_space",
+    "write_run_files",
+    "CONFIG_FILE",
+    "RESULTS_FILE",
+    "REPORT_FILE",
+]
 
 CONFIG_FILE = "hftl_config.yaml"
 RESULTS_FILE = "all_results.json"
@@ -37,6 +46,7 @@ def prepare_output_dir(training_args: HftlTrainingArguments, method: str, resumi
             from accelerate.utils import broadcast_object_list
 
             path = broadcast_object_list([path])[0]
+        _check_writable(Path(path))
         training_args.output_dir = path
         log(f"output_dir: {path}")
         return path
@@ -47,7 +57,55 @@ def prepare_output_dir(training_args: HftlTrainingArguments, method: str, resumi
             f"--output_dir {folder} already holds a finished run ({finished[0]}); pass a new --output_dir, "
             "or --overwrite_output_dir to replace it."
         )
+    _check_writable(folder)
     return str(folder)
+
+
+def _nearest_existing(folder: Path) -> Path:
+    """The folder itself, or its closest existing parent (where it would be created)."""
+    folder = folder.absolute()
+    return next(candidate for candidate in (folder, *folder.parents) if candidate.exists())
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse an output folder that can't be written before any compute, without writing anything
+    (``os.access`` also reports read-only mounts, even for root)."""
+    existing = _nearest_existing(folder)
+    where = "it" if existing == folder.absolute() else f"the folder it would be created in, {existing},"
+    if not existing.is_dir():
+        what = "" if existing == folder.absolute() else f": {existing}"
+        raise ConfigError(f"--output_dir {folder}{what} is a file, not a folder; pick another --output_dir.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"--output_dir {folder} can't be written ({where} is read-only for this user); pick a writable "
+            "--output_dir."
+        )
+
+
+def _megabytes(size: float) -> str:
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
+
+
+def check_free_space(output_dir: str | Path, model_path: str, factor: int = 3) -> None:
+    """Refuse to start when the output folder's disk can't hold about ``factor`` times the model's weight
+    files (the saved model plus a checkpoint with optimizer state): a full disk would otherwise stop the
+    run at its first save, after the compute is spent."""
+    folder = Path(model_path)
+    weights = (
+        sum(f.stat().st_size for f in folder.iterdir() if f.suffix in (".safetensors", ".bin", ".pth", ".pt"))
+        if folder.is_dir()
+        else 0
+    )
+    if not weights:  # a Hub download, whose size isn't known yet
+        return
+    existing = _nearest_existing(Path(output_dir))
+    free = shutil.disk_usage(existing).free
+    if free < factor * weights:
+        raise ConfigError(
+            f"Only {_megabytes(free)} free on the disk of --output_dir {output_dir}; this model needs about "
+            f"{_megabytes(factor * weights)} there ({factor}x its {_megabytes(weights)} of weights, for the saved "
+            "model and checkpoints); free some space or pick an --output_dir on another disk."
+        )
 
 
 # Fields stock TrainingArguments.__post_init__ fills in (so they always differ from the field default),

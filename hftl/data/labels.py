@@ -190,6 +190,29 @@ def encode_labels(
             f"The {split_name} split holds lists in label column '{column}' but train holds single labels."
         )
     known = labels.label2id
+    values = _distinct(split, column)
+    if isinstance(feature, ClassLabel):
+        # datasets stores "no label" as -1 and doesn't range-check ids read back from parquet/arrow
+        outside = sorted(
+            value for value in values if value is not None and not 0 <= value < feature.num_classes
+        )
+        if outside:
+            count = sum(1 for value in split[column] if value in set(outside))
+            if outside == [-1]:
+                raise DataError(
+                    f"{count} rows of the {split_name} split have label -1 (no label) in label column "
+                    f"'{column}'; drop or label them."
+                )
+            raise DataError(
+                f"{count} rows of the {split_name} split have label ids {', '.join(map(str, outside[:5]))} beyond "
+                f"the {feature.num_classes} class names of label column '{column}' ({', '.join(feature.names[:5])}); "
+                "drop those rows or fix their ids."
+            )
+    if None in values:
+        count = sum(1 for value in split[column] if value is None)
+        raise DataError(
+            f"{count} rows of the {split_name} split have no value in label column '{column}'; drop or fill them."
+        )
     if isinstance(feature, ClassLabel):
         if list(feature.names) != labels.names:
             # same names, maybe another order: go through the names
@@ -200,7 +223,7 @@ def encode_labels(
     else:
         lookup, to_name = None, {}
     unseen = []
-    for value in _distinct(split, column):
+    for value in values:
         if lookup is not None:
             ok = lookup.get(value) is not None
             shown = to_name.get(value, value)

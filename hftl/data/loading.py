@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from datasets import DatasetDict, load_dataset
@@ -62,10 +63,48 @@ def _load_files(data_files: dict[str, str]) -> DatasetDict:
     try:
         return load_dataset(builder, data_files=data_files, **options)
     except Exception as exc:  # noqa: BLE001 - pandas/arrow parse errors come in many types
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatasetNotFoundError(
-            f"Could not read {', '.join(data_files.values())}: {first_line}. Check the file is valid {builder}."
-        ) from None
+        raise _read_error(exc, data_files, builder) from None
+
+
+def _first_non_utf8_line(path: Path) -> tuple[int, int] | None:
+    """(line number, offending byte) of the first line that isn't UTF-8, or ``None``."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return number, line[error.start]
+    return None
+
+
+def _read_error(exc: Exception, data_files: dict[str, str], builder: str) -> DatasetNotFoundError:
+    """One line for a file ``datasets`` could not parse. It wraps the parser's error in a generic
+    DatasetGenerationError, so the cause is looked up in the chain (and in the file, for encodings)."""
+    chain, cause = [], exc
+    while cause is not None and len(chain) < 10:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    if builder != "parquet":
+        for file in data_files.values():
+            bad = _first_non_utf8_line(Path(file))
+            if bad:
+                return DatasetNotFoundError(
+                    f"{file} is not UTF-8 text (line {bad[0]} has byte 0x{bad[1]:02x}); re-save it as UTF-8, "
+                    f"e.g. iconv -f latin1 -t utf-8 {Path(file).name} > {Path(file).stem}-utf8{Path(file).suffix}."
+                )
+    for error in chain:
+        ragged = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
+        if ragged:
+            header, line, saw = ragged.groups()
+            return DatasetNotFoundError(
+                f"{', '.join(data_files.values())}: line {line} has {saw} fields but the header has {header}; "
+                'quote values that contain the delimiter ("a, b") or fix that row.'
+            )
+    message = next((str(error).strip() for error in reversed(chain) if str(error).strip()), "")
+    first_line = message.splitlines()[0] if message else type(exc).__name__
+    return DatasetNotFoundError(
+        f"Could not read {', '.join(data_files.values())}: {first_line}. Check the file is valid {builder}."
+    )
 
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}

@@ -55,8 +55,38 @@ def _carve(train: Dataset, size: float, seed: int, name: str, stratify: bool) ->
             test_size=size, seed=seed, stratify_by_column="labels" if stratify else None
         )
     except ValueError:  # a class with a single example cannot be stratified
-        parts = train.train_test_split(test_size=size, seed=seed)
+        try:
+            parts = train.train_test_split(test_size=size, seed=seed)
+        except ValueError:  # one side would be empty
+            option = {"unlabelled": "--label_fraction"}.get(name, f"--{name}_split_size")
+            raise DataError(
+                f"Carving {size:.0%} of the {len(train)} training rows off as the {name} split leaves one side "
+                f"empty; change {option} or add data."
+            ) from None
     return parts["train"], parts["test"]
+
+
+def _warn_about_overlap(splits: dict[str, Dataset], input_columns: list[str]) -> None:
+    """Log how many validation/test rows repeat a training row's inputs exactly (text columns only):
+    those rows score what the model memorised, not how it generalises."""
+    features = splits["train"].features
+    if not all(
+        getattr(features[column], "dtype", None) in ("string", "large_string") for column in input_columns
+    ):
+        return
+    seen = set(zip(*(splits["train"][column] for column in input_columns), strict=True))
+    counts = []
+    for name in ("validation", "test"):
+        rows = zip(*(splits[name][column] for column in input_columns), strict=True)
+        repeated = sum(1 for row in rows if row in seen)
+        if repeated:
+            counts.append(f"{repeated} of {len(splits[name])} {name}")
+    if counts:
+        log(
+            f"warning: {' and '.join(counts)} rows have the same {', '.join(input_columns)} as a training row, "
+            "so their scores overstate accuracy on new data; remove the duplicates from train or from the "
+            "evaluation splits"
+        )
 
 
 def _reorder(labels: LabelSpace, order: list[str]) -> LabelSpace:
@@ -171,6 +201,7 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
     log(f"data: {source}: {sizes}{note}; inputs {', '.join(input_columns)}, label '{label_column}'")
     kind = "multi-label, several per example" if labels.multi_label else "one per example"
     log(f"labels ({len(labels)}, {kind}): {', '.join(labels.names[:20])}{' ...' if len(labels) > 20 else ''}")
+    _warn_about_overlap(splits, input_columns)
     spec = builtin_datasets().get(data_args.dataset)
     return PreparedData(
         splits=DatasetDict({name: splits[name] for name in SPLITS}),

@@ -2,22 +2,54 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import ClassVar
 
 import torch
 from accelerate import init_empty_weights
 from datasets import Dataset, DatasetDict
+from safetensors import safe_open
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from .._log import log
 from ..config import DataArguments, ModelArguments
 from ..data.labels import LabelSpace
+from ..errors import ModelNotFoundError
 
 __all__ = ["Task"]
 
 
 def _module_of(parameter_name: str) -> str:
     return parameter_name.rsplit(".", 1)[0]
+
+
+def _safetensors_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape of a local safetensors checkpoint, read from the file headers only."""
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    elif (folder / "model.safetensors").is_file():
+        files = ["model.safetensors"]
+    else:
+        return {}
+    shapes = {}
+    for name in files:
+        try:
+            with safe_open(str(folder / name), framework="pt") as handle:
+                for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
+                    shapes[key] = tuple(handle.get_slice(key).get_shape())
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+            raise ModelNotFoundError(
+                f"Weights file '{folder / name}' can't be read ({str(exc).splitlines()[0][:120]}); "
+                "download or save the model again."
+            ) from None
+    return shapes
+
+
+def _in_backbone(name: str, prefix: str, head: list[str]) -> bool:
+    """A parameter of the pretrained base model (``bert.``, ``vit.``, ...), outside any classification head."""
+    return bool(prefix) and name.startswith(prefix + ".") and not any(name.startswith(h + ".") for h in head)
 
 
 def _has_default_labels(config: PretrainedConfig) -> bool:
@@ -104,6 +136,40 @@ class Task:
         with init_empty_weights():
             return self.auto_model_class.from_config(config, trust_remote_code=model_args.trust_remote_code)
 
+    def check_weights(self, path: str, skeleton: PreTrainedModel, model_args: ModelArguments) -> None:
+        """Pre-flight: refuse a checkpoint whose backbone doesn't fit its config (tensor shapes from the
+        safetensors headers; no weights are loaded). transformers would re-initialise such tensors with a
+        warning, quietly throwing the pretrained backbone away; only the classification head may differ."""
+        if model_args.from_scratch or not Path(path).is_dir():
+            return
+        shapes = _safetensors_shapes(Path(path))
+        if not shapes:
+            return
+        expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
+        prefix, head = skeleton.base_model_prefix, self._named_head(skeleton)
+        matched, wrong = 0, []
+        for key, shape in shapes.items():
+            # checkpoints of the bare base model name their tensors without its prefix
+            name = next((c for c in (key, f"{prefix}.{key}") if c in expected), None)
+            if name is None:
+                continue
+            matched += 1
+            if shape != expected[name] and _in_backbone(name, prefix, head):
+                wrong.append((name, shape, expected[name]))
+        if wrong:
+            name, shape, need = wrong[0]
+            raise ModelNotFoundError(
+                f"The weights in '{path}' don't fit its config.json: {len(wrong)} backbone tensors differ (e.g. "
+                f"{name} is {shape} in the file, the config makes {need}); the config and weights come from "
+                "different models: save both with save_pretrained, or fix config.json."
+            )
+        if not matched:
+            raise ModelNotFoundError(
+                f"None of the {len(shapes)} tensors in '{path}' belongs to a {skeleton.config.model_type} model "
+                f"(e.g. {next(iter(shapes))}); the config and weights come from different models: save both with "
+                "save_pretrained, or fix config.json."
+            )
+
     def _named_head(self, model) -> list[str]:
         """Head modules by their conventional names (outermost matches only)."""
         head = [name for name, _ in model.named_modules() if name.rsplit(".", 1)[-1] in self.head_names]
@@ -131,6 +197,14 @@ class Task:
             dtype=torch.float32,  # master weights in fp32; mixed precision comes from Trainer
         )
         mismatched = [key[0] if isinstance(key, tuple) else key for key in info.get("mismatched_keys", [])]
+        wrong = [
+            key for key in mismatched if _in_backbone(key, model.base_model_prefix, self._named_head(model))
+        ]
+        if wrong:  # a checkpoint check_weights could not read (e.g. pytorch_model.bin)
+            raise ModelNotFoundError(
+                f"The weights in '{path}' don't fit its config.json: {len(wrong)} backbone tensors differ in "
+                f"shape (e.g. {wrong[0]}); save the config and weights together with save_pretrained."
+            )
         head = sorted({_module_of(key) for key in [*info.get("missing_keys", []), *mismatched]})
         if not head:  # the checkpoint has a head of the right shape: keep it only for the same labels
             head = self._named_head(model)
@@ -152,5 +226,7 @@ class Task:
             else:
                 log(f"head loaded from the checkpoint: {', '.join(head)}")
         else:
-            log(f"new head (randomly initialised): {', '.join(head)}")
+            resized = sorted({_module_of(key) for key in mismatched})
+            why = f" (the checkpoint's {', '.join(resized)} has another number of classes)" if resized else ""
+            log(f"new head (randomly initialised): {', '.join(head)}{why}")
         return model, head

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -276,11 +277,14 @@ def _unreadable(item: dict) -> str | None:
     """Why an image can't be decoded (``None`` when it can): decoded fully, so truncation shows."""
     try:
         source = io.BytesIO(item["bytes"]) if item.get("bytes") else item.get("path")
-        with PILImage.open(source) as image:
-            image.load()
+        with warnings.catch_warnings():
+            # PIL only warns between its pixel limit and twice that; either way it's a suspected bomb
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            with PILImage.open(source) as image:
+                image.load()
         return None
-    except PILImage.DecompressionBombError:
-        return "over the decompression-bomb pixel limit"
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
+        return f"over PIL's decompression-bomb limit of {PILImage.MAX_IMAGE_PIXELS} pixels"
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
         return type(exc).__name__
 

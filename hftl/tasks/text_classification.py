@@ -10,6 +10,7 @@ from transformers import (
     PretrainedConfig,
 )
 
+from .._log import log
 from ..config import DataArguments, ModelArguments
 from ..data.columns import find_text_columns
 from ..data.labels import LabelSpace
@@ -20,6 +21,7 @@ __all__ = ["TextClassification"]
 
 # Tokenizers without a declared limit report this sentinel (int(1e30)).
 _UNSET_LENGTH = 1_000_000
+_TRUNCATED = "hftl_truncated"
 
 
 class TextClassification(Task):
@@ -68,12 +70,23 @@ class TextClassification(Task):
                 f"({len(tokenizer)} tokens). Save the tokenizer files there with tokenizer.save_pretrained()."
             )
         if tokenizer.pad_token is None:  # GPT-style tokenizers
-            if tokenizer.eos_token is None:
+            # any existing token will do: the attention mask hides padding, and the token is saved with the
+            # tokenizer so pipeline() pads the same way; a new token would need new embedding rows
+            kind, token = next(
+                (
+                    (kind, token)
+                    for kind, token in (("eos", tokenizer.eos_token), ("unk", tokenizer.unk_token))
+                    if token
+                ),
+                (None, None),
+            )
+            if token is None:
                 raise ConfigError(
-                    f"The tokenizer of '{path}' has neither a pad nor an eos token, so batches can't be padded; "
-                    "use a checkpoint whose tokenizer defines one."
+                    f"The tokenizer of '{path}' has no pad, eos or unk token, so batches can't be padded; set "
+                    '"pad_token" in its tokenizer_config.json to one of its tokens, or use another checkpoint.'
                 )
-            tokenizer.pad_token = tokenizer.eos_token
+            tokenizer.pad_token = token
+            log(f"the tokenizer has no pad token: padding with its {kind} token {token!r} (masked out)")
         return tokenizer
 
     def load_config(
@@ -102,9 +115,26 @@ class TextClassification(Task):
     ) -> DatasetDict:
         def tokenize(batch):
             texts = [batch[column] for column in input_columns]
-            return processor(*texts, truncation=True, max_length=max_length)
+            encoded = processor(*texts, truncation=True, max_length=max_length)
+            # a fast tokenizer keeps what truncation cut off as overflow; a column (not a counter)
+            # so the count survives datasets' cache
+            encoded[_TRUNCATED] = (
+                [bool(encoding.overflowing) for encoding in encoded.encodings]
+                if encoded.encodings is not None
+                else [len(ids) >= max_length for ids in encoded["input_ids"]]
+            )
+            return encoded
 
-        return data.map(tokenize, batched=True, remove_columns=input_columns, desc="tokenising")
+        tokenized = data.map(tokenize, batched=True, remove_columns=input_columns, desc="tokenising")
+        counts = {name: sum(split[_TRUNCATED]) for name, split in tokenized.items()}
+        if any(counts.values()):
+            total, rows = sum(counts.values()), sum(len(split) for split in tokenized.values())
+            per_split = ", ".join(f"{name} {count}" for name, count in counts.items() if count)
+            log(
+                f"truncated {total} of {rows} texts longer than max_length={max_length} tokens ({per_split}); "
+                "the model sees only their beginning"
+            )
+        return tokenized.remove_columns(_TRUNCATED)
 
     def collator(self, processor, pad_to_multiple_of: int | None):
         return DataCollatorWithPadding(processor, pad_to_multiple_of=pad_to_multiple_of)

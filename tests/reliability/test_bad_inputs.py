@@ -1,0 +1,808 @@
+"""Bad inputs (issue 6, item 5): each case writes its fixture into ``tmp_path`` and runs ``finetune()``.
+
+A *refused* case fails in pre-flight, before any model is built, with one line from hftl (what is wrong,
+how to fix it) and no chained traceback from torch/PIL/pandas. A *handled* case goes on to the model
+build (where the test stops it: no training) after logging what hftl did about it. In every case the
+files the user passed are left exactly as they were.
+
+``CASES`` is the source of the "Bad inputs" table in docs/reliability.md: keep the two in sync.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, ViTConfig, ViTModel
+
+from hftl import ConfigError, DataError, DatasetNotFoundError, ModelNotFoundError, finetune
+from hftl.tasks._base import Task
+from hftl.tasks.image_classification import ImageClassification
+from hftl.tasks.text_classification import TextClassification
+
+from ..conftest import make_rows, write_csv
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 50, 210)}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input.
+
+    Args:
+        id: Short kebab-case name, the pytest id.
+        what: The bad input, in a few words (docs table).
+        hftl_does: What hftl does about it, one sentence (docs table).
+        make: Writes the fixture (``env.tmp`` is the test's ``tmp_path``) and returns the ``finetune()``
+            options that differ from the tiny text defaults.
+        error: For a refused case, the error class.
+        message: A fragment of the error line (refused) or of a log line (handled).
+        check: Handled cases: more assertions on what reached the model build (``seen``) and the log.
+        build: Handled cases: let the model build run before stopping (for checks on the built model).
+    """
+
+    id: str
+    what: str
+    hftl_does: str
+    make: Callable[[Env], dict]
+    error: type[Exception] | None = None
+    message: str = ""
+    check: Callable[[dict, str], None] | None = None
+    build: bool = False
+
+    @property
+    def test(self) -> str:
+        return f"test_bad_inputs.py::test_{'refused' if self.error else 'handled'}[{self.id}]"
+
+
+class Env:
+    """What a fixture writer needs: the test's folder, model fixtures on demand, and monkeypatch."""
+
+    def __init__(self, tmp: Path, request, monkeypatch):
+        self.tmp, self._request, self.monkeypatch = tmp, request, monkeypatch
+
+    def fixture(self, name: str):
+        return self._request.getfixturevalue(name)
+
+    @property
+    def bert(self) -> str:
+        return self.fixture("tiny_bert_dir")
+
+    def bert_copy(self, name: str) -> Path:
+        """A copy of the tiny BERT folder inside tmp, to spoil."""
+        return Path(shutil.copytree(self.bert, self.tmp / name))
+
+    def csv(self, name: str, text: str | bytes) -> str:
+        path = self.tmp / "data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode() if isinstance(text, str) else text)
+        return str(path)
+
+
+# --- fixture writers --------------------------------------------------------------------------------
+
+
+def rows_csv(rows: list[dict], columns: tuple[str, ...] = ("text", "label")) -> str:
+    return ",".join(columns) + "\n" + "".join(",".join(str(row[c]) for c in columns) + "\n" for row in rows)
+
+
+def topics(n: int = 30, **label_of) -> list[dict]:
+    """``make_rows`` with labels replaced: ``label_of=lambda index, row: value``."""
+    relabel = label_of.get("label_of")
+    return [
+        {**row, "label": relabel(index, row) if relabel else row["label"]}
+        for index, row in enumerate(make_rows(n))
+    ]
+
+
+def split_folder(env: Env, train: list[dict], **others: list[dict] | str) -> str:
+    folder = env.tmp / "data" / "splits"
+    write_csv(folder / "train.csv", train)
+    for name, rows in others.items():
+        if isinstance(rows, str):
+            (folder / f"{name}.csv").write_text(rows)
+        else:
+            write_csv(folder / f"{name}.csv", rows)
+    return str(folder)
+
+
+def class_label_parquet(env: Env, bad_id: int) -> str:
+    """A parquet file as ``datasets`` writes it (ClassLabel names in its schema metadata), holding one
+    id outside the names: datasets itself refuses to write that, a pandas round trip does not."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    features = Features(text=Value("string"), label=ClassLabel(names=["politics", "sport", "tech"]))
+    good = Dataset.from_dict({"text": ["x"], "label": [0]}, features=features)
+    rows = make_rows(30)
+    ids = [index % 3 for index in range(30)]
+    ids[4] = bad_id
+    table = pa.table({"text": [row["text"] for row in rows], "label": pa.array(ids, pa.int64())})
+    table = table.replace_schema_metadata(good.data.schema.metadata)
+    path = env.tmp / "data" / "labels.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return str(path)
+
+
+def tokenizer_without(env: Env, keep: dict) -> dict:
+    """The tiny BERT with a tokenizer that has no pad token (and only the special tokens in ``keep``)."""
+    from transformers import PreTrainedTokenizerFast
+
+    folder = env.bert_copy("no-pad")
+    backend = Path(env.bert) / "tokenizer.json"
+    for file in [*folder.glob("tokenizer*"), *folder.glob("special_tokens*")]:
+        file.unlink()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(backend), **keep)
+    tokenizer.pad_token = None
+    tokenizer.save_pretrained(folder)
+    return {"model": str(folder)}
+
+
+def classifier_dir(env: Env, name: str, labels: list[str]) -> Path:
+    """A tiny BERT sequence classifier for ``labels`` (untrained: only its shapes and names matter)."""
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        id2label=dict(enumerate(labels)),
+        label2id={label: index for index, label in enumerate(labels)},
+    )
+    folder = env.tmp / name
+    BertForSequenceClassification(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(env.bert).save_pretrained(folder)
+    return folder
+
+
+def image(colour, size=(16, 16), mode="RGB") -> Image.Image:
+    return Image.new("RGB", size, COLOURS[colour]).convert(mode)
+
+
+def image_folder(env: Env, n: int = 18, save=None) -> Path:
+    """``n`` small PNGs in one subfolder per colour; ``save(path, colour, index)`` writes another kind."""
+    root = env.tmp / "photos"
+    for index in range(n):
+        colour = list(COLOURS)[index % 3]
+        (root / colour).mkdir(parents=True, exist_ok=True)
+        if save:
+            save(root / colour, colour, index)
+        else:
+            image(colour).save(root / colour / f"{index}.png")
+    return root
+
+
+def vit(env: Env) -> dict:
+    return {"task": "image-classification", "model": env.fixture("tiny_vit")}
+
+
+def images(env: Env, add=None, **options) -> dict:
+    """Options for the tiny ViT on an image folder; ``add(root)`` adds the bad file(s)."""
+    root = image_folder(env)
+    if add:
+        add(root)
+    return {**vit(env), "dataset": str(root), **options}
+
+
+def jpeg_bytes(colour) -> bytes:
+    buffer = io.BytesIO()
+    image(colour, (40, 40)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def exif_rotated(folder: Path, colour: str, index: int) -> None:
+    """40x20, the left half coloured and the right half black, tagged "rotate 90 degrees on display"."""
+    picture = Image.new("RGB", (40, 20), (0, 0, 0))
+    picture.paste(Image.new("RGB", (20, 20), COLOURS[colour]), (0, 0))
+    exif = picture.getexif()
+    exif[0x0112] = 6
+    picture.save(folder / f"{index}.jpg", exif=exif, quality=95)
+
+
+GREY_16 = {"red": 60, "green": 120, "blue": 200}  # 8-bit grey level of each class's 16-bit image
+
+
+def sixteen_bit(folder: Path, colour: str, index: int) -> None:
+    pixels = np.full((16, 16), GREY_16[colour] * 256, dtype=np.uint16)
+    Image.fromarray(pixels).save(folder / f"{index}.png")  # mode I;16
+
+
+def read_only(env: Env) -> dict:
+    """tmp/out exists but can't be written. Simulated: as root, chmod doesn't stop writes."""
+    out = env.tmp / "out"
+    out.mkdir()
+    real = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if Path(path).absolute() == out and mode & os.W_OK:
+            return False
+        return real(path, mode, *args, **kwargs)
+
+    env.monkeypatch.setattr(os, "access", access)
+    return {}
+
+
+def disk_full(env: Env) -> dict:
+    real = shutil.disk_usage
+
+    def usage(path):
+        if str(Path(path).absolute()).startswith(str(env.tmp)):
+            return real(path)._replace(free=1_000_000)
+        return real(path)
+
+    env.monkeypatch.setattr(shutil, "disk_usage", usage)
+    return {}
+
+
+def bomb(root: Path) -> None:
+    """Images over PIL's pixel limit (lowered for the test): one in the range where PIL only warns, one
+    where it raises DecompressionBombError."""
+    image("red", (40, 40)).save(root / "red" / "warned.png")  # 1600 px: over 1000, under 2000
+    image("red", (50, 50)).save(root / "red" / "refused.png")  # 2500 px
+
+
+def timm_mismatch(env: Env) -> dict:
+    timm = pytest.importorskip("timm")
+    wrong = env.tmp / "wrong.pth"
+    torch.save(timm.create_model("test_vit", pretrained=False).state_dict(), wrong)
+    return {"task": "image-classification", "model": "test_efficientnet", "weights": str(wrong)}
+
+
+def gpt2_weights_in_bert_dir(env: Env) -> dict:
+    from transformers import GPT2Config, GPT2Model
+
+    folder = env.bert_copy("swapped")
+    config = GPT2Config(vocab_size=30522, n_embd=32, n_layer=2, n_head=2, n_positions=64)
+    GPT2Model(config).save_pretrained(env.tmp / "gpt2")
+    shutil.copy(env.tmp / "gpt2" / "model.safetensors", folder / "model.safetensors")
+    return {"model": str(folder)}
+
+
+def config_disagrees(env: Env) -> dict:
+    folder = env.bert_copy("edited")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "intermediate_size": 128}))
+    return {"model": str(folder)}
+
+
+def truncated_weights(env: Env) -> dict:
+    folder = env.bert_copy("cut")
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+    return {"model": str(folder)}
+
+
+def hub(status: str, token: str | None):
+    def make(env: Env) -> dict:
+        env.monkeypatch.setattr("hftl.hub.publish.hub_status", lambda: status)
+        env.monkeypatch.setattr("hftl.hub.publish.get_token", lambda: token)
+        env.monkeypatch.delenv("HF_TOKEN", raising=False)
+        return {"push_to_hub": True, "hub_model_id": "me/x"}
+
+    return make
+
+
+# --- checks on handled cases ------------------------------------------------------------------------
+
+
+def split_sizes(seen, **expected):
+    for name, size in expected.items():
+        assert len(seen["processed"][name]) == size, name
+
+
+def splits_total(expected: int):
+    def check(seen, log):
+        assert sum(len(split) for split in seen["processed"].values()) == expected
+
+    return check
+
+
+def eval_pixels(seen) -> list[tuple[str, torch.Tensor]]:
+    """(class name, pixel tensor) of every validation and test row, through the eval transform."""
+    rows = []
+    for name in ("validation", "test"):
+        split = seen["processed"][name]
+        names = split.features["labels"].names
+        rows += [(names[row["labels"]], row["pixel_values"]) for row in split]
+    return rows
+
+
+def colours_kept(seen, log):
+    for colour, pixels in eval_pixels(seen):
+        assert pixels.shape == (3, 32, 32)
+        assert int(pixels.mean(dim=(1, 2)).argmax()) == list(COLOURS).index(colour), colour
+
+
+def grey_levels_kept(seen, log):
+    for colour, pixels in eval_pixels(seen):
+        expected = (GREY_16[colour] / 255 - 0.5) / 0.5  # the processor's mean/std of 0.5
+        assert pixels.shape == (3, 32, 32)
+        assert abs(float(pixels.mean()) - expected) < 0.05, (colour, float(pixels.mean()))
+
+
+def upright(seen, log):
+    for _, pixels in eval_pixels(seen):
+        brightness = pixels.mean(dim=0)  # rotated on display: the coloured half is on top
+        assert brightness[:14].mean() > brightness[18:].mean() + 0.5
+        assert abs(float(brightness[:, :14].mean() - brightness[:, 18:].mean())) < 0.1
+
+
+def head_only_reinitialised(seen, log):
+    from safetensors.torch import load_file
+
+    model = seen["model"]
+    assert model.classifier.weight.shape == (2, 32)
+    saved = load_file(str(Path(model.config._name_or_path) / "model.safetensors"))
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(model.state_dict()[name], saved[name])  # the backbone loaded as it was
+
+
+def duplicates_counted(seen, log):
+    assert "3 of 6 test rows" in log
+
+
+# --- the cases --------------------------------------------------------------------------------------
+
+CASES = [
+    # columns
+    Case(
+        "label-column-misnamed", "--label_column names no column", "Refused, listing the columns.",
+        lambda env: {"label_column": "stars"},
+        DataError, "Label column 'stars' not found; columns are: text, label. Fix --label_column.",
+    ),
+    Case(
+        "label-column-absent", "no column looks like a label", "Refused: pass --label_column.",
+        lambda env: {"dataset": env.csv("d.csv", rows_csv([{"body": r["text"], "score": r["label"]} for r in make_rows(12)], ("body", "score")))},
+        DataError, "No label column found; columns are: body, score. Pass --label_column NAME.",
+    ),
+    Case(
+        "label-column-ambiguous", "two columns look like labels", "Refused: pass --label_column.",
+        lambda env: {"dataset": env.csv("d.csv", rows_csv([{**r, "category": r["label"]} for r in make_rows(12)], ("text", "label", "category")))},
+        DataError, "Several columns could be the label (label, category); pass --label_column NAME.",
+    ),
+    Case(
+        "text-column-misnamed", "--text_column names no column", "Refused, listing the columns.",
+        lambda env: {"text_column": "review"},
+        DataError, "Text column 'review' not found; columns are: text, label. Fix --text_column.",
+    ),
+    Case(
+        "text-column-absent", "no column holds text", "Refused: pass --text_column.",
+        lambda env: {"dataset": env.csv("d.csv", rows_csv([{"id": i, "label": r["label"]} for i, r in enumerate(make_rows(12))], ("id", "label")))},
+        DataError, "No text column found; columns are: id, label. Pass --text_column NAME",
+    ),
+    Case(
+        "text-column-ambiguous", "two columns look like text", "Refused: pass --text_column.",
+        lambda env: {"dataset": env.csv("d.csv", rows_csv([{**r, "content": r["text"]} for r in make_rows(12)], ("text", "content", "label")))},
+        DataError, "Several columns could be the text (text, content); pass --text_column NAME",
+    ),
+    Case(
+        "text-missing", "a row with no text", "Refused with the count of empty rows.",
+        lambda env: {"dataset": env.csv("d.csv", "text,label\na,x\n,y\nc,y\nd,x\n")},
+        DataError, "1 rows of the train split have no text in column 'text'; drop or fill them.",
+    ),
+    # labels
+    Case(
+        "labels-out-of-range", "integer label in test (7) that train (0-2) lacks", "Refused: the model could never predict it.",
+        lambda env: {"dataset": split_folder(env, topics(label_of=lambda i, r: i % 3), test=topics(6, label_of=lambda i, r: 7 if i == 0 else i % 3))},
+        DataError, "The test split has labels the train split lacks (7)",
+    ),
+    Case(
+        "labels-class-id-out-of-range", "ClassLabel id beyond its names (parquet)", "Refused with the count and the class names.",
+        lambda env: {"dataset": class_label_parquet(env, 7)},
+        DataError, "1 rows of the train split have label ids 7 beyond the 3 class names of label column 'label' (politics, sport, tech)",
+    ),
+    Case(
+        "labels-negative-no-label", "ClassLabel -1 ('no label') in train", "Refused with the count: drop or label those rows.",
+        lambda env: {"dataset": class_label_parquet(env, -1)},
+        DataError, "1 rows of the train split have label -1 (no label) in label column 'label'; drop or label them.",
+    ),
+    Case(
+        "labels-negative-classes", "plain integer labels -1, 0, 1", "Each value is a class (e.g. sentiment -1/0/1), logged.",
+        lambda env: {"dataset": env.csv("d.csv", rows_csv(topics(label_of=lambda i, r: i % 3 - 1)))},
+        message="labels (3, one per example): -1, 0, 1",
+    ),
+    Case(
+        "labels-unlabelled-test", "a test split labelled all -1 (GLUE-style)", "A labelled test split is carved from train instead, logged.",
+        lambda env: {"dataset": split_folder(env, topics(40, label_of=lambda i, r: i % 2), test=[{"text": f"t{i}", "label": -1} for i in range(10)])},
+        message="the test split has no labels (all missing or -1): carving a labelled one from train instead",
+        check=lambda seen, log: split_sizes(seen, test=4),
+    ),
+    Case(
+        "labels-nan-train", "a training row with no label (NaN)", "Refused with the count.",
+        lambda env: {"dataset": env.csv("d.csv", rows_csv(topics(label_of=lambda i, r: "" if i == 5 else i % 3)))},
+        DataError, "1 training rows have no value in label column 'label'; drop or fill them.",
+    ),
+    Case(
+        "labels-nan-eval", "a test row with no label", "Refused with the count.",
+        lambda env: {"dataset": split_folder(env, make_rows(30), test=rows_csv(topics(6, label_of=lambda i, r: "" if i == 0 else r["label"])))},
+        DataError, "1 rows of the test split have no value in label column 'label'; drop or fill them.",
+    ),
+    Case(
+        "labels-only-in-eval", "a validation label train lacks", "Refused: the model could never predict it.",
+        lambda env: {"dataset": split_folder(env, make_rows(30), validation=[{"text": "sunny", "label": "weather"}])},
+        DataError, "The validation split has labels the train split lacks ('weather')",
+    ),
+    Case(
+        "labels-fractional", "float labels 0.5, 1.25 (regression targets)", "Refused: hftl trains classifiers.",
+        lambda env: {"dataset": env.csv("d.csv", rows_csv(topics(12, label_of=lambda i, r: [0.5, 1.25][i % 2])))},
+        DataError, "Label column 'label' holds fractional numbers (e.g. 0.5), which looks like regression",
+    ),
+    Case(
+        "labels-whole-floats", "float labels 0.0, 1.0, 2.0", "Read as classes 0, 1, 2, logged.",
+        lambda env: {"dataset": env.csv("d.csv", rows_csv(topics(label_of=lambda i, r: float(i % 3))))},
+        message="labels (3, one per example): 0, 1, 2",
+    ),
+    Case(
+        "one-class", "one class in the training set", "Refused: a classifier needs 2 classes.",
+        lambda env: {"dataset": env.csv("d.csv", rows_csv(topics(10, label_of=lambda i, r: "only")))},
+        DataError, "Label column 'label' has only 1 distinct value in train; a classifier needs at least 2 classes.",
+    ),
+    # splits and files
+    Case(
+        "empty-split-file", "a header-only validation file", "Refused, naming the file.",
+        lambda env: {"dataset": split_folder(env, make_rows(30), validation="text,label\n")},
+        DataError, "validation.csv has no rows; add examples to it, or remove it so hftl carves one from train.",
+    ),
+    Case(
+        "empty-split-after-filtering", "--label_fraction leaving no labelled rows", "Refused, naming the option.",
+        lambda env: {"label_fraction": 0.01},
+        DataError, "Carving 99% of the 48 training rows off as the unlabelled split leaves one side empty; change --label_fraction",
+    ),
+    Case(
+        "too-few-rows", "2 rows in all", "Refused: too few to carve a test split.",
+        lambda env: {"dataset": env.csv("d.csv", "text,label\na,x\nb,y\n")},
+        DataError, "The train split has 2 rows, too few to carve a test split from",
+    ),
+    Case(
+        "empty-file", "a 0-byte CSV", "Refused, naming the file.",
+        lambda env: {"dataset": env.csv("empty.csv", "")},
+        DataError, "empty.csv has no rows",
+    ),
+    Case(
+        "csv-not-utf8", "a Latin-1 CSV", "Refused with the line and byte, and an iconv command.",
+        lambda env: {"dataset": env.csv("latin1.csv", ("text,label\n" + "".join(f"café {r['text']},{r['label']}\n" for r in make_rows(30))).encode("latin-1"))},
+        DatasetNotFoundError, "latin1.csv is not UTF-8 text (line 2 has byte 0xe9); re-save it as UTF-8, e.g. iconv -f latin1 -t utf-8",
+    ),
+    Case(
+        "csv-ragged-long-row", "a CSV row with an extra field", "Refused with the line: quote the delimiter.",
+        lambda env: {"dataset": env.csv("ragged.csv", rows_csv(make_rows(10)) + "a, b,sport\n" + rows_csv(make_rows(20, seed=1))[len("text,label\n"):])},
+        DatasetNotFoundError, "line 12 has 3 fields but the header has 2; quote values that contain the delimiter",
+    ),
+    Case(
+        "csv-ragged-short-row", "a CSV row missing its label field", "Refused as a row with no label.",
+        lambda env: {"dataset": env.csv("short.csv", rows_csv(make_rows(10)) + "lonely\n" + rows_csv(make_rows(20, seed=1))[len("text,label\n"):])},
+        DataError, "1 training rows have no value in label column 'label'",
+    ),
+    Case(
+        "duplicates-across-splits", "test rows that repeat training texts", "Warns with the count of repeated rows.",
+        lambda env: {"dataset": split_folder(env, make_rows(30), test=make_rows(3, seed=5) + make_rows(3))},
+        message="warning: 3 of 6 test rows have the same text as a training row",
+        check=duplicates_counted,
+    ),
+    Case(
+        "huge-text", "one 20,000-word text", "Truncated to max_length; the truncated texts are counted in a log line.",
+        lambda env: {"dataset": env.csv("huge.csv", rows_csv([{"text": " ".join(["goal team match"] * 7000), "label": "sport"}, *make_rows(29)]))},
+        message="truncated 1 of 30 texts longer than max_length=64 tokens",
+    ),
+    # model and tokenizer
+    Case(
+        "tokenizer-without-pad", "a tokenizer with no pad token (GPT-style)", "Pads with its eos token, logged.",
+        lambda env: tokenizer_without(env, {"eos_token": "[SEP]"}),
+        message="the tokenizer has no pad token: padding with its eos token '[SEP]'",
+    ),
+    Case(
+        "tokenizer-without-pad-or-eos", "a tokenizer with no pad or eos token", "Pads with its unk token, logged.",
+        lambda env: tokenizer_without(env, {"unk_token": "[UNK]"}),
+        message="the tokenizer has no pad token: padding with its unk token '[UNK]'",
+    ),
+    Case(
+        "tokenizer-without-special-tokens", "a tokenizer with no pad, eos or unk token", "Refused: set pad_token in tokenizer_config.json.",
+        lambda env: tokenizer_without(env, {}),
+        ConfigError, "has no pad, eos or unk token, so batches can't be padded; set \"pad_token\" in its tokenizer_config.json",
+    ),
+    Case(
+        "max-length-over-model-limit", "--max_length above the model's limit", "Clipped to the model's maximum, logged.",
+        lambda env: {"max_length": 4096},
+        message="max_length=64 (the model maximum; 4096 was asked)",
+    ),
+    Case(
+        "head-size-mismatch", "a 3-class checkpoint for 2-class data", "Only the head is re-initialised, logged; the backbone loads.",
+        lambda env: {"model": str(classifier_dir(env, "three", ["a", "b", "c"])), "dataset": env.csv("d.csv", rows_csv(topics(label_of=lambda i, r: ["yes", "no"][i % 2])))},
+        message="new head (randomly initialised): classifier (the checkpoint's classifier has another number of classes)",
+        check=head_only_reinitialised, build=True,
+    ),
+    Case(
+        "backbone-config-mismatch", "config.json that doesn't match its weights", "Refused before loading: the backbone would be re-initialised.",
+        config_disagrees,
+        ModelNotFoundError, "don't fit its config.json: 6 backbone tensors differ (e.g. bert.encoder.layer.0.intermediate.dense.bias is (64,) in the file, the config makes (128,))",
+    ),
+    Case(
+        "backbone-other-architecture", "another architecture's weights in a model folder", "Refused: no tensor belongs to the configured model.",
+        gpt2_weights_in_bert_dir,
+        ModelNotFoundError, "belongs to a bert model (e.g. h.0.attn.c_attn.bias); the config and weights come from different models",
+    ),
+    Case(
+        "weights-file-truncated", "a truncated model.safetensors", "Refused, naming the file.",
+        truncated_weights,
+        ModelNotFoundError, "model.safetensors' can't be read",
+    ),
+    Case(
+        "timm-weights-mismatch", "--weights of another timm architecture", "Refused: the file doesn't fit the architecture.",
+        timm_mismatch,
+        ModelNotFoundError, "does not fit timm's test_efficientnet",
+    ),
+    # options
+    Case(
+        "lora-target-matches-nothing", "--lora_target_modules matching no layer", "Refused, listing the layer names.",
+        lambda env: {"method": "lora", "lora_target_modules": "q_proj"},
+        ConfigError, "LoRA target 'q_proj' matches no layer of this bert model; fix --lora_target_modules (layer names here:",
+    ),
+    Case(
+        "unknown-method", "--method prune", "Refused, listing the methods.",
+        lambda env: {"method": "prune"},
+        ConfigError, "Unknown method 'prune'; choose one of: full, linear-probe, lora, distill.",
+    ),
+    Case(
+        "unknown-task", "--task translation", "Refused, listing the tasks.",
+        lambda env: {"task": "translation"},
+        ConfigError, "Unknown task 'translation'; choose one of:",
+    ),
+    Case(
+        "distill-label-mismatch", "a teacher trained on other label names", "Refused, naming the labels on each side.",
+        lambda env: {"method": "distill", "teacher": str(classifier_dir(env, "teacher", ["politics", "science", "sport"]))},
+        DataError, "The teacher's classes don't match the data's: the data has tech that the teacher lacks; the teacher has science",
+    ),
+    # images
+    Case(
+        "image-corrupt", "a text file named .png", "Skipped and listed.",
+        lambda env: images(env, lambda root: (root / "red" / "notes.png").write_text("not an image")),
+        message="skipping 1 unreadable image(s) of 19 in the train split: ", check=splits_total(18),
+    ),
+    Case(
+        "image-truncated", "a JPEG cut in half", "Skipped and listed.",
+        lambda env: images(env, lambda root: (root / "blue" / "cut.jpg").write_bytes(jpeg_bytes("blue")[:300])),
+        message="cut.jpg (OSError)", check=splits_total(18),
+    ),
+    Case(
+        "image-empty-file", "a 0-byte .png", "Skipped and listed.",
+        lambda env: images(env, lambda root: (root / "green" / "empty.png").write_bytes(b"")),
+        message="empty.png (UnidentifiedImageError)", check=splits_total(18),
+    ),
+    Case(
+        "image-non-image", "a text file listed in the image CSV", "Skipped and listed.",
+        lambda env: {**images(env), "dataset": image_csv(env)},
+        message="notes.txt (UnidentifiedImageError)", check=splits_total(18),
+    ),
+    Case(
+        "image-missing-file", "image paths in the CSV that don't exist", "Refused with the count and the base folder.",
+        lambda env: {**vit(env), "dataset": env.csv("paths.csv", "path,label\n" + "".join(f"img{i}.png,{i % 2}\n" for i in range(10)))},
+        DataError, "10 image paths in the train split don't exist",
+    ),
+    Case(
+        "image-too-many-unreadable", "more unreadable images than --max_bad_image_fraction", "Refused before training, listing them.",
+        lambda env: images(env, lambda root: (root / "red" / "notes.png").write_text("x"), max_bad_image_fraction=0.01),
+        DataError, "1 of 19 images in the train split can't be read",
+    ),
+    Case(
+        "image-cmyk", "CMYK JPEGs", "Converted to RGB, colours kept.",
+        lambda env: {**vit(env), "dataset": str(image_folder(env, save=lambda f, c, i: image(c, mode="CMYK").save(f / f"{i}.jpg")))},
+        check=colours_kept,
+    ),
+    Case(
+        "image-16-bit", "16-bit greyscale PNGs", "Scaled to 8 bits, then RGB.",
+        lambda env: {**vit(env), "dataset": str(image_folder(env, save=sixteen_bit))},
+        check=grey_levels_kept,
+    ),
+    Case(
+        "image-exif-rotated", "JPEGs with an EXIF rotation", "Turned upright before resizing.",
+        lambda env: {**vit(env), "dataset": str(image_folder(env, save=exif_rotated))},
+        check=upright,
+    ),
+    Case(
+        "image-decompression-bomb", "images over PIL's decompression-bomb pixel limit", "Skipped and listed, where PIL warns as where it refuses.",
+        lambda env: lowered_pixel_limit(env, images(env, bomb)),
+        message="skipping 2 unreadable image(s) of 20 in the train split", check=splits_total(18),
+    ),
+    # output and Hub
+    Case(
+        "output-dir-holds-a-run", "--output_dir holding a finished run", "Refused unless --overwrite_output_dir.",
+        lambda env: finished_run(env),
+        ConfigError, "already holds a finished run (all_results.json); pass a new --output_dir, or --overwrite_output_dir",
+    ),
+    Case(
+        "output-dir-read-only", "a read-only --output_dir", "Refused before any compute.",
+        read_only,
+        ConfigError, "out can't be written (it is read-only for this user); pick a writable --output_dir.",
+    ),
+    Case(
+        "output-dir-is-a-file", "--output_dir naming a file", "Refused before any compute.",
+        lambda env: {"output_dir": env.csv("results.txt", "notes")},
+        ConfigError, "is a file, not a folder",
+    ),
+    Case(
+        "output-disk-full", "too little free space for --output_dir", "Refused: needs about 3x the model's weights.",
+        disk_full,
+        ConfigError, "Only 1 MB free on the disk of --output_dir",
+    ),
+    Case(
+        "push-without-repo-id", "--push_to_hub without --hub_model_id", "Refused before training.",
+        lambda env: {"push_to_hub": True},
+        ConfigError, "--push_to_hub needs --hub_model_id USER/NAME",
+    ),
+    Case(
+        "push-bad-repo-id", "--hub_model_id without a user", "Refused before training.",
+        lambda env: {"push_to_hub": True, "hub_model_id": "no-slash"},
+        ConfigError, "--hub_model_id must look like user/name",
+    ),
+    Case(
+        "push-hub-unreachable", "--push_to_hub with the Hub disabled or unreachable", "Refused before training: add --push_dry_run.",
+        lambda env: {"push_to_hub": True, "hub_model_id": "me/x"},
+        ConfigError, "--push_to_hub can't publish: the Hub is disabled (HF_HUB_OFFLINE=1). Add --push_dry_run",
+    ),
+    Case(
+        "push-without-token", "--push_to_hub with no Hugging Face token", "Refused before training.",
+        hub("reachable", None),
+        ConfigError, "--push_to_hub needs a Hugging Face token",
+    ),
+]  # fmt: skip
+
+
+def image_csv(env: Env) -> str:
+    """A CSV of the image folder's files plus a text file."""
+    root = env.tmp / "photos"
+    (root / "red" / "notes.txt").write_text("hello")
+    files = [*sorted(root.rglob("*.png")), root / "red" / "notes.txt"]
+    table = root / "labels.csv"
+    table.write_text(
+        "path,label\n" + "".join(f"{f.relative_to(root).as_posix()},{f.parent.name}\n" for f in files)
+    )
+    return str(table)
+
+
+def lowered_pixel_limit(env: Env, options: dict) -> dict:
+    env.monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    return options
+
+
+def finished_run(env: Env) -> dict:
+    out = env.tmp / "out"
+    out.mkdir()
+    (out / "all_results.json").write_text('{"test_accuracy": 0.9}')
+    return {}
+
+
+# --- the tests --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_vit(tmp_path_factory):
+    from transformers import ViTImageProcessor
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("vit")
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    ViTModel(config).save_pretrained(folder)
+    ViTImageProcessor(
+        size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    ).save_pretrained(folder)
+    return str(folder)
+
+
+def snapshot(*roots: Path, skip: Path | None = None) -> dict:
+    """Every file under ``roots`` with its bytes and mtime, and every folder (a file added or removed
+    shows as a changed set of paths)."""
+    state = {}
+    for root in roots:
+        for path in [root, *root.rglob("*")] if root.is_dir() else [root]:
+            if skip is not None and (path == skip or skip in path.parents):
+                continue
+            state[str(path)] = (path.stat().st_mtime_ns, path.read_bytes()) if path.is_file() else "folder"
+    return state
+
+
+def given_paths(options: dict) -> list[Path]:
+    """The model folder, teacher and weights file the options name (outside tmp_path, e.g. session fixtures)."""
+    return [
+        Path(value)
+        for key in ("model", "teacher", "weights")
+        if (value := options.get(key)) and Path(value).exists()
+    ]
+
+
+def run_case(case: Case, tmp_path: Path, request, monkeypatch, defaults: dict):
+    env = Env(tmp_path, request, monkeypatch)
+    options = {**defaults, **case.make(env)}
+    watched = [tmp_path, *given_paths(options)]
+    out = Path(options["output_dir"])
+    before = snapshot(*watched, skip=None if case.error else out)
+    return options, watched, out, before
+
+
+def cases(refused: bool):
+    return [pytest.param(case, id=case.id) for case in CASES if (case.error is not None) == refused]
+
+
+@pytest.mark.parametrize("case", cases(refused=True))
+def test_refused(case, tmp_path, request, monkeypatch, tiny_options, no_model_build):
+    options, watched, out, before = run_case(case, tmp_path, request, monkeypatch, tiny_options)
+    existed = out.exists()
+    with pytest.raises(case.error) as error:
+        finetune(**options)
+    line = str(error.value)
+    assert case.message in line, line
+    assert "\n" not in line, line
+    raised_in = traceback.extract_tb(error.value.__traceback__)[-1].filename
+    assert "/hftl/" in raised_in, f"raised from {raised_in}, not by hftl"
+    chained = error.value.__cause__ or (None if error.value.__suppress_context__ else error.value.__context__)
+    assert chained is None, f"a {type(chained).__name__} from inside a library is chained to it"
+    assert out.exists() == existed  # nothing written
+    assert snapshot(*watched) == before  # nothing the user passed changed
+
+
+class ReachedModelBuild(Exception):
+    """Raised where the model is built: pre-flight let the input through."""
+
+
+@pytest.fixture
+def until_model_build(monkeypatch):
+    """Stop a run at the model build (after it, for ``build`` cases); record what the task preprocessed."""
+    seen: dict = {"build": False}
+    build = Task.build_model
+
+    def stop(self, *args, **kwargs):
+        if seen["build"]:
+            seen["model"], seen["head"] = build(self, *args, **kwargs)
+        raise ReachedModelBuild
+
+    monkeypatch.setattr(Task, "build_model", stop)
+    for cls in (TextClassification, ImageClassification):
+
+        def record(self, *args, _preprocess=cls.preprocess, **kwargs):
+            seen["processed"] = _preprocess(self, *args, **kwargs)
+            return seen["processed"]
+
+        monkeypatch.setattr(cls, "preprocess", record)
+    return seen
+
+
+@pytest.mark.parametrize("case", cases(refused=False))
+def test_handled(case, tmp_path, request, monkeypatch, tiny_options, until_model_build, capfd):
+    until_model_build["build"] = case.build
+    options, watched, out, before = run_case(case, tmp_path, request, monkeypatch, tiny_options)
+    capfd.readouterr()
+    with pytest.raises(ReachedModelBuild):
+        finetune(**options)
+    log = capfd.readouterr().err
+    assert case.message in log, log
+    if case.check:
+        case.check(until_model_build, log)
+    assert snapshot(*watched, skip=out) == before  # nothing the user passed changed
+
+
+def test_every_case_is_documented_once():
+    ids = [case.id for case in CASES]
+    assert len(ids) == len(set(ids)) and len(ids) >= 25
+    for case in CASES:
+        assert case.id == case.id.lower() and " " not in case.id
+        assert case.what and case.hftl_does.endswith(".") and "|" not in case.what + case.hftl_does
