@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import pickle
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from datasets import DatasetDict
 from transformers import Trainer, TrainerCallback, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from ._log import log
 from ._output import check_free_space, prepare_output_dir, write_run_files
 from ._resume import check_same_run, record_run, run_identity
 from ._runtime import use_all_cpu_cores
+from .checkpoints import resume_checkpoint, unsafe_checkpoint_error
 from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 from .data import LabelSpace, prepare_data
-from .errors import ConfigError, HftlError, ModelNotFoundError
+from .errors import ConfigError, HftlError, ModelNotFoundError, TrainingStopped
 from .hub import check_can_push, push, write_card_and_images
 from .methods import count_parameters, get_method
 from .metrics import (
@@ -156,7 +158,12 @@ def finetune(
     training_args.push_to_hub = (
         False  # Trainer would create the repo at once and push pickles; hftl pushes at the end
     )
-    resume = _resume_checkpoint(training_args)
+    resume = resume_checkpoint(
+        training_args.resume_from_checkpoint,
+        training_args.output_dir,
+        training_args.world_size,
+        training_args.allow_changed_resume,
+    )
     output_dir = prepare_output_dir(training_args, method.name, resuming=resume is not None)
     resolved = resolve_model(model_args.model, model_args.revision, model_args.weights)
     check_free_space(output_dir, resolved.path)  # a full disk would only show at the first save
@@ -209,7 +216,11 @@ def finetune(
         preprocess_logits_for_metrics=preprocess,
         callbacks=callbacks,
     )  # fmt: skip
-    train_result = trainer.train(resume_from_checkpoint=resume)
+    try:
+        train_result = trainer.train(resume_from_checkpoint=resume)
+    except pickle.UnpicklingError as error:  # a checkpoint file that isn't plain tensors: never unpickled
+        raise unsafe_checkpoint_error(resume, error) if resume else error from None
+    _raise_if_stopped(trainer, output_dir)
     metrics: dict[str, Any] = {**train_result.metrics, "train_samples": len(trainer.train_dataset)}
     metrics.update(_final_eval_metrics(trainer))
     metrics["eval_samples"] = len(tokenized["validation"])
@@ -275,6 +286,21 @@ def distill(
     return finetune(method="distill", teacher=teacher, model=student, dataset=dataset, **options)
 
 
+def _raise_if_stopped(trainer: Trainer, output_dir: str) -> None:
+    """A signal stopped training after saving a checkpoint: say where, and how to go on."""
+    stop = getattr(trainer, "graceful_stop", None)
+    if stop is None or not stop.stopped:
+        return
+    name = stop.signal_name or "SIGTERM"  # another process got it
+    state = trainer.state
+    raise TrainingStopped(
+        f"{name} stopped training at step {state.global_step} of {state.max_steps}; the complete checkpoint "
+        f"{output_dir}/checkpoint-{state.global_step} holds it. Continue with the same command plus "
+        "--resume_from_checkpoint auto.",
+        signal_number=int(getattr(signal, name)),
+    )
+
+
 def _final_eval_metrics(trainer: Trainer) -> dict[str, float]:
     """The validation metrics of the final weights: reused from the last in-training evaluation when it
     ran at the last step (eval_strategy epoch), so the validation split isn't evaluated twice."""
@@ -321,27 +347,6 @@ def _load_processor_and_config(task, path: str, labels: LabelSpace, model_args: 
             f"Could not load the config or tokenizer of '{model_args.model}': {first_line[:200]}.{hint} "
             "A local directory needs config.json and the tokenizer files (save both with save_pretrained)."
         ) from None
-
-
-def _resume_checkpoint(training_args: HftlTrainingArguments) -> str | None:
-    """``--resume_from_checkpoint``: a checkpoint folder, or ``auto`` for the newest in output_dir."""
-    value = training_args.resume_from_checkpoint
-    if not value:
-        return None
-    if value == "auto":
-        if not training_args.output_dir or not Path(training_args.output_dir).is_dir():
-            raise ConfigError(
-                "--resume_from_checkpoint auto needs --output_dir pointing at the interrupted run."
-            )
-        last = get_last_checkpoint(training_args.output_dir)
-        if last is None:
-            log(f"no checkpoint in {training_args.output_dir}: starting from the beginning")
-        return last
-    if not Path(value).is_dir():
-        raise ConfigError(
-            f"--resume_from_checkpoint '{value}' is not a directory; pass a checkpoint-<step> folder or auto."
-        )
-    return value
 
 
 def _resolve_auto_settings(task, method, data, data_args, training_args, processor, config) -> int | None:

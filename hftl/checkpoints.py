@@ -26,6 +26,7 @@ from .errors import CheckpointError
 __all__ = [
     "MANIFEST",
     "resume_checkpoint",
+    "unsafe_checkpoint_error",
     "write_manifest",
     "checkpoint_problem",
     "newest_complete_checkpoint",
@@ -213,3 +214,13 @@ def rotate_checkpoints(
         (checkpoint.path / MANIFEST).unlink(missing_ok=True)
         fault_point("save:rotation", step)
         shutil.rmtree(checkpoint.path, ignore_errors=True)
+
+
+def unsafe_checkpoint_error(folder: str, error: Exception) -> CheckpointError:
+    """Trainer loads optimizer, scheduler and RNG files with ``torch.load(weights_only=True)``, which
+    refuses anything but tensors and plain containers; say so in one line instead of torch's page."""
+    detail = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line), "")
+    return CheckpointError(
+        f"Checkpoint {folder} holds a file that is not plain tensors and was not loaded (code in a pickle "
+        f"is never run{': ' + detail[:120] if detail else ''}); resume from a checkpoint you trust."
+    )

@@ -26,10 +26,12 @@ class NonFiniteLossError(HftlError):
 
 class GracefulStop(TrainerCallback):
     """SIGTERM or SIGINT during training (a preempted job, Ctrl-C): finish the current step, save a
-    complete checkpoint, stop. A second signal of the same kind acts at once, as usual."""
+    complete checkpoint, stop. A second signal of the same kind acts at once, as usual. With several
+    processes, all stop at the same step even when only one got the signal (one tiny all-reduce a step)."""
 
     def __init__(self):
         self.signal_name: str | None = None
+        self.stopped = False
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum, frame):
@@ -37,13 +39,19 @@ class GracefulStop(TrainerCallback):
         signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.signal_name = None
+        self.signal_name, self.stopped = None, False
         if threading.current_thread() is threading.main_thread():  # signals reach only the main thread
             self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
 
     def on_step_end(self, args, state, control, **kwargs):
         fault_point("step", state.global_step)
-        if self.signal_name:
+        stop = self.signal_name is not None
+        if args.world_size > 1 and torch.distributed.is_initialized():
+            flag = torch.tensor([float(stop)], device=args.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            stop = bool(flag.item())
+        if stop:
+            self.stopped = True
             control.should_save = True
             control.should_training_stop = True
 
@@ -92,11 +100,16 @@ class HftlTrainer(Trainer):
     - writes a manifest into each ``checkpoint-<step>`` after every file, and rotates old checkpoints
       only after that (see :mod:`hftl.checkpoints`);
     - on SIGTERM/SIGINT saves a complete checkpoint and stops (:class:`GracefulStop`);
-    - never writes ``--hub_token`` into ``training_args.bin``.
+    - never writes ``--hub_token`` into ``training_args.bin``;
+    - averages the loss over the global batch with several processes or gradient accumulation.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # Classification models average their loss over the batch (BERT ignores num_items_in_batch even
+        # though its forward takes **kwargs). Left True, Trainer skips dividing by the accumulation steps
+        # and multiplies by the process count: gradients and logged loss N times too large.
+        self.model_accepts_loss_kwargs = False
         self.graceful_stop = GracefulStop()
         self.add_callback(self.graceful_stop)
 

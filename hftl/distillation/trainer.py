@@ -46,8 +46,6 @@ class DistillationTrainer(HftlTrainer):
         self.teacher = teacher
         self.alpha, self.temperature, self.multi_label = alpha, temperature, multi_label
         self.hidden_weight, self.layer_map, self.pixel_renorm = hidden_weight, layer_map or [], pixel_renorm
-        # the loss mixes two terms, so Trainer scales it for gradient accumulation itself
-        self.model_accepts_loss_kwargs = False
         if teacher is not None:
             dtype = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
             if dtype is not None and self.args.device.type == "cuda":
