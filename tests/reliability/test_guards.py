@@ -51,7 +51,7 @@ def test_non_finite_loss_stops_within_one_step_and_saves_nothing(tiny_options):
     ) as error:
         finetune(
             callbacks=[Poison()],
-            **{**tiny_options, "max_steps": 4, "save_strategy": "steps", "save_steps": 1},
+            **{**tiny_options, "max_steps": 4, "save_strategy": "steps", "save_steps": 2},
         )
     assert "\n" not in str(error.value)
     output = Path(tiny_options["output_dir"])
@@ -71,3 +71,47 @@ def test_same_seed_reproduces_weights_and_metrics_and_another_seed_changes_the_h
     for key, tensor in first.items():
         assert torch.equal(tensor, second[key]), key
     assert not torch.equal(first["classifier.weight"], third["classifier.weight"])
+
+
+@pytest.mark.parametrize(
+    "changed, value",
+    [
+        ("model", "other/model"),
+        ("task", "image-classification"),
+        ("method", "lora"),
+        ("labels", ["politics", "science", "sport"]),
+        ("train_rows", 47),
+        ("train_labels_sha256", "0123456789abcdef"),  # same size, other labels: another dataset
+    ],
+)
+def test_each_part_of_the_run_identity_is_checked_on_resume(tmp_path, changed, value):
+    from datasets import Dataset
+
+    from hftl._resume import record_run, run_identity
+
+    train = Dataset.from_dict({"labels": [0, 1, 2] * 16})
+    identity = run_identity("tiny/model", "text-classification", "full", ["politics", "sport", "tech"], train)
+    record_run(tmp_path, identity)
+    with pytest.raises(ConfigError, match=rf"would continue a different run \({changed} ") as error:
+        check_same_run(tmp_path, {**identity, changed: value}, allow_changed=False)
+    assert "\n" not in str(error.value)
+    check_same_run(tmp_path, identity, allow_changed=False)
+
+
+def test_non_finite_weights_are_never_saved(tiny_options):
+    """A weight poisoned after the last step (so no later loss shows it) is caught at the save."""
+
+    class PoisonLast(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step == state.max_steps:
+                with torch.no_grad():
+                    model.classifier.bias[0] = float("inf")
+
+    with pytest.raises(
+        NonFiniteLossError, match=r"classifier.bias holds NaN or infinite values at step 2"
+    ) as error:
+        finetune(callbacks=[PoisonLast()], **{**tiny_options, "save_strategy": "steps", "save_steps": 1})
+    assert "\n" not in str(error.value)
+    output = Path(tiny_options["output_dir"])
+    assert (output / "checkpoint-1").is_dir() and not (output / "checkpoint-2").exists()
+    assert not (output / "model.safetensors").exists()

@@ -1,6 +1,7 @@
 """Multi-process parity: the text recipe under ``torchrun --nproc_per_node 2`` on CPU (gloo) reaches the
-weights of one process with the same global batch, writes one checkpoint set and one all_results.json,
-and resumes after a SIGTERM that stopped both processes at the same step.
+weights of one process with the same global batch, writes one output folder (chosen once for both
+processes), one checkpoint set and one all_results.json, and resumes after a SIGTERM that stopped both
+processes at the same step.
 
 Tolerance: gradients are averaged across processes in another order than one process sums them, so the
 weights agree to within 1e-8 here (8.4e-9 measured), not bit for bit; the test allows 1e-6. Dropout is off so both runs
@@ -52,14 +53,13 @@ def setup(tiny_bert_dir, tmp_path_factory):
     return {**OPTIONS, "model": str(root / "model"), "dataset": str(csv)}, root
 
 
-def torchrun(options: dict, output: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    args = [
-        item for key, value in {**options, "output_dir": output}.items() for item in (f"--{key}", str(value))
-    ]
+def torchrun(options: dict, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    args = [item for key, value in options.items() for item in (f"--{key}", str(value))]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     return subprocess.run(
         [*command, str(REPO / "recipes" / "text_cls.py"), "--per_device_train_batch_size", "4", *args],
         env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=600,
@@ -71,16 +71,18 @@ def test_two_processes_match_one_and_resume_after_sigterm(setup):
     one = finetune(**options, per_device_train_batch_size=8, output_dir=str(root / "one-process"))
     expected = load_file(str(one.output_dir / "model.safetensors"))
 
-    output = root / "two-processes"
-    stopped = torchrun(options, output, {"HFTL_FAULT": "step@6", "HFTL_FAULT_SIGNAL": "TERM"})
+    launch = root / "launch"  # no --output_dir: both processes must agree on the one hftl picks
+    launch.mkdir()
+    stopped = torchrun(options, launch, {"HFTL_FAULT": "step@6", "HFTL_FAULT_SIGNAL": "TERM"})
     assert stopped.returncode != 0, stopped.stderr[-3000:]
+    (output,) = (launch / "outputs").iterdir()
     assert "hftl: stopped: SIGTERM stopped training at step 6 of 12" in stopped.stderr, stopped.stderr[-3000:]
     checkpoint = output / "checkpoint-6"
     assert checkpoint_problem(checkpoint) is None
     assert json.loads((checkpoint / MANIFEST).read_text())["world_size"] == 2
     assert {p.name for p in checkpoint.glob("rng_state*")} == {"rng_state_0.pth", "rng_state_1.pth"}
 
-    resumed = torchrun({**options, "resume_from_checkpoint": "auto"}, output)
+    resumed = torchrun({**options, "output_dir": output, "resume_from_checkpoint": "auto"}, launch)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {checkpoint}" in resumed.stderr
     actual = load_file(str(output / "model.safetensors"))
