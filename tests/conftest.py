@@ -111,6 +111,26 @@ def no_model_build(monkeypatch):
     monkeypatch.setattr(Task, "build_model", refuse)
 
 
+@pytest.fixture(scope="session")
+def run_forked():
+    """``run_forked(*args, script=|module=|code=, cwd=, env=) -> (exit_code, output)``: a fresh
+    ``python`` process's run, forked from a server that imported hftl once (see ``_forked.py``)."""
+    from ._forked import run_forked, start_server
+
+    start_server()
+    return run_forked
+
+
+def pytest_collection_finish(session):
+    """Start the fork server now if a test will use it: it imports hftl while the first tests run."""
+    if not session.config.option.collectonly and any(
+        "run_forked" in getattr(item, "fixturenames", ()) for item in session.items
+    ):
+        from ._forked import start_server
+
+        start_server()
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_HF_HOME, ignore_errors=True)
 

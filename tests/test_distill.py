@@ -355,43 +355,34 @@ def test_label_fraction_gives_distill_unlabelled_rows_and_full_drops_them(
     assert json.loads((baseline.output_dir / "config.json").read_text())["num_hidden_layers"] == 1
 
 
-def test_distill_recipe_prints_the_report(teacher_dir, topics_csv, tmp_path):
-    import os
-    import subprocess
-    import sys
-
+def test_distill_recipe_prints_the_report(run_forked, teacher_dir, topics_csv, tmp_path):
     from .conftest import REPO
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "recipes" / "text_cls.py"),
-            "--method",
-            "distill",
-            "--teacher",
-            teacher_dir,
-            "--student_layers",
-            "2",
-            "--dataset",
-            str(topics_csv),
-            "--output_dir",
-            str(tmp_path / "out"),
-            "--max_steps",
-            "2",
-            "--save_strategy",
-            "no",
-            "--disable_tqdm",
-            "true",
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    exit_code, output = run_forked(  # one log of stdout and stderr (see _forked.py)
+        "--method",
+        "distill",
+        "--teacher",
+        teacher_dir,
+        "--student_layers",
+        "2",
+        "--dataset",
+        topics_csv,
+        "--output_dir",
+        tmp_path / "out",
+        "--max_steps",
+        "2",
+        "--save_strategy",
+        "no",
+        "--disable_tqdm",
+        "true",
+        script=REPO / "recipes" / "text_cls.py",
+        env={"HF_HUB_OFFLINE": "1"},
         cwd=tmp_path,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "distill report: test accuracy student" in done.stderr
+    assert exit_code == 0, output[-3000:]
+    assert "distill report: test accuracy student" in output
     for key in ("teacher_test_accuracy", "retention", "latency_speedup"):
-        assert key in done.stdout
+        assert key in output
     results = json.loads((tmp_path / "out" / "all_results.json").read_text())
     assert results["student_params"] < results["teacher_params"] and results["latency_speedup"] > 0
 

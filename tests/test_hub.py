@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -137,7 +135,7 @@ def test_failed_upload_is_one_line_and_keeps_the_output(tiny_options, fake_hub, 
     assert (Path(output) / "model.safetensors").is_file() and (Path(output) / "README.md").is_file()
 
 
-def test_push_after_the_fact_and_its_command_line(tiny_options, fake_hub, monkeypatch, tmp_path):
+def test_push_after_the_fact_and_its_command_line(run_forked, tiny_options, fake_hub, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_TOKEN", CANARY)
     result = finetune(**tiny_options)  # every run writes its card and images
     assert (result.output_dir / "README.md").is_file() and (
@@ -145,12 +143,9 @@ def test_push_after_the_fact_and_its_command_line(tiny_options, fake_hub, monkey
     ).is_file()
     push(result.output_dir, "me/later")
     assert fake_hub["upload"]["repo_id"] == "me/later"
-    done = subprocess.run(
-        [sys.executable, "-m", "hftl.hub.publish", str(result.output_dir), "me/later", "--dry_run"],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0 and (result.output_dir / "push_dry_run" / "README.md").is_file()
+    exit_code, output = run_forked(result.output_dir, "me/later", "--dry_run", module="hftl.hub.publish")
+    assert exit_code == 0, output[-3000:]
+    assert (result.output_dir / "push_dry_run" / "README.md").is_file()
 
 
 def test_published_adapter_reproduces_the_trained_model(tiny_options, tiny_bert_dir):

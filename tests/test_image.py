@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,20 +31,17 @@ def make_image(colour, seed: int, mode: str = "RGB") -> Image.Image:
     return Image.fromarray(pixels).convert(mode)
 
 
-def pipeline_labels(model_dir, image_path) -> set[str]:
-    """The label names ``pipeline("image-classification")`` returns for one image, in a fresh process."""
+def pipeline_labels(run_forked, model_dir, image_path) -> set[str]:
+    """The label names ``pipeline("image-classification")`` returns for one image, in a fresh process
+    (forked from a server that imported hftl and holds no model: ``_forked.py``)."""
     code = (
         "import sys, json; from PIL import Image; from transformers import pipeline; "
         "p = pipeline('image-classification', model=sys.argv[1], device='cpu'); "
         "print(json.dumps(p(Image.open(sys.argv[2]))))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(model_dir), str(image_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return {row["label"] for row in json.loads(done.stdout.strip().splitlines()[-1])}
+    exit_code, output = run_forked(model_dir, image_path, code=code)
+    assert exit_code == 0, output[-3000:]
+    return {row["label"] for row in json.loads(output.strip().splitlines()[-1])}  # stderr's lines come before
 
 
 @pytest.fixture
@@ -91,7 +86,7 @@ def tiny_resnet(tmp_path_factory):
 
 
 @pytest.mark.parametrize("backbone", ["tiny_vit", "tiny_resnet"])
-def test_image_folder_trains_and_pipeline_names_labels(request, backbone, image_folder, tmp_path):
+def test_image_folder_trains_and_pipeline_names_labels(run_forked, request, backbone, image_folder, tmp_path):
     model_dir = request.getfixturevalue(backbone)
     result = finetune(
         task="image-classification",
@@ -104,7 +99,7 @@ def test_image_folder_trains_and_pipeline_names_labels(request, backbone, image_
     assert result.labels.names == ["blue", "green", "red"]
     assert json.loads((result.output_dir / "all_results.json").read_text())["test_samples"] > 0
     assert result.trainer.args.dataloader_num_workers >= 1  # decoding happens off the training process
-    labels = pipeline_labels(result.output_dir, image_folder / "red" / "3.png")
+    labels = pipeline_labels(run_forked, result.output_dir, image_folder / "red" / "3.png")
     assert labels <= {"blue", "green", "red"}
 
 

@@ -4,10 +4,7 @@ BCE, a decision threshold tuned on validation and saved with the model."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -72,37 +69,31 @@ def test_metrics_and_threshold_tuning():
     assert multi_label_metrics(probabilities, references, threshold)["subset_accuracy"] == 1.0
 
 
-def test_multi_label_text_through_the_recipe(tiny_bert_dir, tmp_path):
+def test_multi_label_text_through_the_recipe(run_forked, tiny_bert_dir, tmp_path):
     data = write_jsonl(tmp_path / "topics.jsonl", multi_label_rows(90))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "recipes" / "text_cls.py"),
-            "--model",
-            tiny_bert_dir,
-            "--dataset",
-            str(data),
-            "--output_dir",
-            str(tmp_path / "out"),
-            "--num_train_epochs",
-            "2",
-            "--learning_rate",
-            "1e-3",
-            "--per_device_train_batch_size",
-            "8",
-            "--save_strategy",
-            "no",
-            "--disable_tqdm",
-            "true",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
+    exit_code, output = run_forked(  # one log of stdout and stderr (see _forked.py)
+        "--model",
+        tiny_bert_dir,
+        "--dataset",
+        data,
+        "--output_dir",
+        tmp_path / "out",
+        "--num_train_epochs",
+        "2",
+        "--learning_rate",
+        "1e-3",
+        "--per_device_train_batch_size",
+        "8",
+        "--save_strategy",
+        "no",
+        "--disable_tqdm",
+        "true",
+        script=REPO / "recipes" / "text_cls.py",
+        env={"HF_HUB_OFFLINE": "1"},
         cwd=tmp_path,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "multi-label" in done.stderr and "decision threshold" in done.stderr
+    assert exit_code == 0, output[-3000:]
+    assert "multi-label" in output and "decision threshold" in output
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     results = json.loads((tmp_path / "out" / "all_results.json").read_text())
     assert config["problem_type"] == "multi_label_classification"

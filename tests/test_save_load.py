@@ -1,10 +1,11 @@
-"""save -> load in a fresh process -> predict gives the same logits; pipeline() returns label names."""
+"""save -> load in a fresh process -> predict gives the same logits; pipeline() returns label names.
+
+The fresh process is forked from a server that imported hftl and nothing else (``_forked.py``): it holds
+no model of the test's, so it loads only what was saved."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -27,7 +28,7 @@ print(json.dumps({"logits": logits.tolist(), "labels": labels}))
 
 
 @pytest.mark.parametrize("method", ["full", "linear-probe", "lora"])
-def test_fresh_process_reproduces_logits_and_names_labels(tiny_options, method):
+def test_fresh_process_reproduces_logits_and_names_labels(run_forked, tiny_options, method):
     result = finetune(method=method, learning_rate=1e-2, **tiny_options)
     model = result.trainer.model.eval().cpu()  # compare on CPU: GPU matmuls may run in TF32
     tokenizer = result.trainer.processing_class
@@ -35,13 +36,9 @@ def test_fresh_process_reproduces_logits_and_names_labels(tiny_options, method):
     with torch.no_grad():
         expected = model(**batch).logits
 
-    loaded = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_PREDICT, str(result.output_dir), json.dumps(TEXTS)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    output = json.loads(loaded.stdout.strip().splitlines()[-1])
+    exit_code, log = run_forked(result.output_dir, json.dumps(TEXTS), code=LOAD_AND_PREDICT)
+    assert exit_code == 0, log[-3000:]
+    output = json.loads(log.strip().splitlines()[-1])  # the last line written, stderr's before it
     torch.testing.assert_close(torch.tensor(output["logits"]), expected, atol=1e-5, rtol=0)
     assert set(output["labels"]) <= {"politics", "sport", "tech"}
 

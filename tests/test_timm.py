@@ -82,7 +82,7 @@ def test_each_method_trains_the_right_parameters_and_round_trips(tiny_timm, imag
         )
 
 
-def test_pipeline_on_a_timm_output_names_labels(tiny_timm, image_folder, tmp_path):  # noqa: F811
+def test_pipeline_on_a_timm_output_names_labels(run_forked, tiny_timm, image_folder, tmp_path):  # noqa: F811
     result = finetune(
         task="image-classification",
         model=tiny_timm,
@@ -90,7 +90,7 @@ def test_pipeline_on_a_timm_output_names_labels(tiny_timm, image_folder, tmp_pat
         output_dir=str(tmp_path / "out"),
         **TIMM,
     )
-    labels = pipeline_labels(result.output_dir, image_folder / "red" / "3.png")
+    labels = pipeline_labels(run_forked, result.output_dir, image_folder / "red" / "3.png")
     assert labels == {"blue", "green", "red"}
     processor = json.loads((result.output_dir / "config.json").read_text())["pretrained_cfg"]
     assert processor["input_size"] == [3, 32, 32]  # the trained size, so pipeline() resizes the same way

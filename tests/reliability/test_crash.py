@@ -3,7 +3,7 @@ save, or stopped with SIGTERM/SIGINT; ``--resume_from_checkpoint auto`` then pic
 checkpoint, reaches the same final weights as a run that was never killed, and leaves no partial
 checkpoint or temporary file behind.
 
-The recipe runs in processes forked from a server that imported hftl once (see ``_child.py``), all
+The recipe runs in processes forked from a server that imported hftl once (see ``tests/_forked.py``), all
 scenarios at once; each is resumed in this process afterwards."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from safetensors.torch import load_file
 from hftl import finetune
 from hftl.checkpoints import checkpoint_problem
 
+from .._forked import run_recipe
 from ..conftest import REPO, make_rows, write_csv
-from ._child import run_recipe
 
 # 48 training rows in batches of 4, 2 epochs: 24 steps; a checkpoint every 4 steps, the newest 2 kept
 OPTIONS = dict(
@@ -88,7 +88,7 @@ def crashed(setup) -> dict[str, tuple[int, Path, str]]:
     """Every scenario's exit code, output dir and log: the children run concurrently."""
     options, root = setup
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["hftl", "tests.reliability._child"])
+    context.set_forkserver_preload(["hftl", "tests._forked"])
     running = {}
     for name, scenario in SCENARIOS.items():
         output = root / name
