@@ -15,15 +15,21 @@ RUN_FILE = "hftl_run.json"
 
 def run_identity(model: str, task: str, method: str, labels: list[str], train) -> dict:
     """The parts of a run that a resumed optimizer state only fits: model, task, method, labels, and a
-    fingerprint of the training split (its size and its label column)."""
-    digest = hashlib.sha256(json.dumps(train["labels"], default=str).encode()).hexdigest()[:16]
+    fingerprint of the training split (its size, its labels and its text or path columns; image pixels
+    are not read, they would cost a pass over the data)."""
+    digest = hashlib.sha256(
+        json.dumps(list(train["labels"]), default=str).encode()
+    )  # a Column's str() is cut
+    for name, feature in train.features.items():
+        if name != "labels" and getattr(feature, "dtype", None) in ("string", "large_string"):
+            digest.update(json.dumps(list(train[name])).encode())
     return {
         "model": model,
         "task": task,
         "method": method,
         "labels": list(labels),
         "train_rows": len(train),
-        "train_labels_sha256": digest,
+        "train_data_sha256": digest.hexdigest()[:16],
     }
 
 

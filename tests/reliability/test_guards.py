@@ -81,7 +81,7 @@ def test_same_seed_reproduces_weights_and_metrics_and_another_seed_changes_the_h
         ("method", "lora"),
         ("labels", ["politics", "science", "sport"]),
         ("train_rows", 47),
-        ("train_labels_sha256", "0123456789abcdef"),  # same size, other labels: another dataset
+        ("train_data_sha256", "0123456789abcdef"),  # same size, other rows: another dataset
     ],
 )
 def test_each_part_of_the_run_identity_is_checked_on_resume(tmp_path, changed, value):
@@ -89,8 +89,15 @@ def test_each_part_of_the_run_identity_is_checked_on_resume(tmp_path, changed, v
 
     from hftl._resume import record_run, run_identity
 
-    train = Dataset.from_dict({"labels": [0, 1, 2] * 16})
+    train = Dataset.from_dict({"text": [f"text {i}" for i in range(48)], "labels": [0, 1, 2] * 16})
     identity = run_identity("tiny/model", "text-classification", "full", ["politics", "sport", "tech"], train)
+    edited = train.map(lambda row, i: {"text": row["text"] + "!" * (i == 5)}, with_indices=True)
+    relabelled = train.map(lambda row, i: {"labels": (row["labels"] + (i == 5)) % 3}, with_indices=True)
+    for other in (edited, relabelled):  # one text or one label changed: another fingerprint
+        assert (
+            run_identity("tiny/model", "text-classification", "full", ["a"], other)["train_data_sha256"]
+            != (identity["train_data_sha256"])
+        )
     record_run(tmp_path, identity)
     with pytest.raises(ConfigError, match=rf"would continue a different run \({changed} ") as error:
         check_same_run(tmp_path, {**identity, changed: value}, allow_changed=False)
