@@ -7,6 +7,8 @@ import signal
 import threading
 from pathlib import Path
 
+import datasets
+import pyarrow.compute
 import torch
 from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
@@ -114,11 +116,24 @@ class HftlTrainer(Trainer):
         self.add_callback(self.graceful_stop)
 
     def _get_train_sampler(self, train_dataset=None):
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        name = self.processing_class.model_input_names[0] if self.processing_class is not None else None
+        if (
+            self.args.train_sampling_strategy == "group_by_length"
+            and isinstance(dataset, datasets.Dataset)
+            and name in dataset.column_names
+        ):  # lengths from the Arrow column: the stock sampler reads every row to find them
+            tokens = dataset.with_format("arrow", columns=[name])[:][name]
+            lengths = pyarrow.compute.list_value_length(tokens).to_pylist()
+            batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return EpochSeededLengthGroupedSampler(batch, lengths, self._data_seed())
         sampler = super()._get_train_sampler(train_dataset)
         if type(sampler) is LengthGroupedSampler:
-            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-            return EpochSeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, seed)
+            return EpochSeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, self._data_seed())
         return sampler
+
+    def _data_seed(self) -> int:
+        return self.args.data_seed if self.args.data_seed is not None else self.args.seed
 
     def _get_eval_sampler(self, eval_dataset):
         if eval_dataset is None or not has_length(eval_dataset):

@@ -1,11 +1,16 @@
-"""accelerate launch's OMP_NUM_THREADS=1 on a GPU-less machine is undone."""
+"""Runtime settings: accelerate launch's OMP_NUM_THREADS=1 on a GPU-less machine is undone; length-grouped
+batches read their lengths without a pass over the rows and shuffle by seed and epoch."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from datasets import Dataset
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
+from hftl import HftlTrainingArguments
 from hftl._runtime import use_all_cpu_cores
+from hftl.trainer import HftlTrainer
 
 
 @pytest.fixture
@@ -58,3 +63,33 @@ def test_explicit_dataloader_workers_are_kept():
     assert HftlTrainingArguments(output_dir="x").auto_dataloader_workers
     explicit = HftlTrainingArguments(output_dir="x", dataloader_num_workers=0)
     assert not explicit.auto_dataloader_workers and explicit.dataloader_num_workers == 0
+
+
+def test_length_grouping_reads_lengths_from_the_arrow_column(tiny_bert_dir, tmp_path, monkeypatch):
+    rows = Dataset.from_dict({"input_ids": [[101] * (i % 7 + 2) for i in range(60)], "labels": [0] * 60})
+    shuffled = rows.shuffle(seed=1)  # an indices mapping, as a carved split has
+    expected = [len(ids) for ids in shuffled["input_ids"]]
+    config = BertConfig(
+        vocab_size=200, hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8
+    )
+    trainer = HftlTrainer(
+        model=BertForSequenceClassification(config),
+        args=HftlTrainingArguments(
+            output_dir=str(tmp_path), per_device_train_batch_size=4, eval_strategy="no", report_to=[]
+        ),
+        train_dataset=shuffled,
+        processing_class=AutoTokenizer.from_pretrained(tiny_bert_dir),
+    )
+
+    def no_row_pass(self):
+        raise AssertionError("the sampler read the dataset row by row")
+
+    monkeypatch.setattr(Dataset, "__iter__", no_row_pass)
+    sampler = trainer._get_train_sampler()
+    assert sampler.lengths == expected and sampler.batch_size == 4
+    sampler.set_epoch(1)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    assert list(sampler) == first and sorted(first) == list(range(60))
+    sampler.set_epoch(2)
+    assert list(sampler) != first
