@@ -210,8 +210,8 @@ def write_report(out: Path, name: str, title: str, table: str, chart: dict[str, 
     axis.set_ylabel(ylabel)
     axis.set_title(f"{title}\n{torch.cuda.get_device_name() if on_gpu() else f'{os.cpu_count()}-core CPU'}, {when[:10]}",
                    fontsize=10)  # fmt: skip
-    for bar, mean in zip(bars, means, strict=True):
-        axis.annotate(f"{mean:.3g}", (bar.get_x() + bar.get_width() / 2, mean), ha="center", va="bottom",
+    for bar, mean, error in zip(bars, means, errors, strict=True):  # above the error bar
+        axis.annotate(f"{mean:.3g}", (bar.get_x() + bar.get_width() / 2, mean + error), ha="center", va="bottom",
                       xytext=(0, 3), textcoords="offset points", fontsize=8)  # fmt: skip
     figure.tight_layout()
     figure.savefig(out / f"{name}.png", dpi=110)
