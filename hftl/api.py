@@ -35,6 +35,7 @@ from .metrics import (
 from .parser import ARGUMENT_CLASSES, build_dataclass, did_you_mean, make_parser
 from .resolve import resolve_model
 from .tasks import get_task
+from .trainer import HftlTrainer
 
 __all__ = ["finetune", "distill", "FinetuneResult"]
 
@@ -286,10 +287,10 @@ def distill(
     return finetune(method="distill", teacher=teacher, model=student, dataset=dataset, **options)
 
 
-def _raise_if_stopped(trainer: Trainer, output_dir: str) -> None:
+def _raise_if_stopped(trainer: HftlTrainer, output_dir: str) -> None:
     """A signal stopped training after saving a checkpoint: say where, and how to go on."""
-    stop = getattr(trainer, "graceful_stop", None)
-    if stop is None or not stop.stopped:
+    stop = trainer.graceful_stop
+    if not stop.stopped:
         return
     name = stop.signal_name or "SIGTERM"  # another process got it
     state = trainer.state

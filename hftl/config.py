@@ -367,8 +367,8 @@ class HftlTrainingArguments(TrainingArguments):
     allow_changed_resume: bool = field(
         default=False,
         metadata={
-            "help": "Resume even if the model, task, method, labels or training data differ from the run "
-            "that wrote the checkpoint (hftl refuses by default, naming what changed)."
+            "help": "Resume even if the model, task, method, labels, training data or process count differ "
+            "from the run that wrote the checkpoint (hftl refuses by default, naming what changed)."
         },
     )
     push_dry_run: bool = field(
