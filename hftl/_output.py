@@ -136,6 +136,7 @@ def _config_values(arguments: tuple) -> dict:
                 if (
                     spec.init
                     and spec.name not in _SKIPPED
+                    and spec.name not in getattr(instance, "machine_resolved", ())
                     and current.get(spec.name) != _plain(_field_default(spec))
                 ):
                     values[spec.name] = current[spec.name]

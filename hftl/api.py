@@ -35,6 +35,11 @@ from .metrics import (
 from .parser import ARGUMENT_CLASSES, build_dataclass, did_you_mean, make_parser
 from .resolve import resolve_model
 from .tasks import get_task
+from .techniques.class_weights import plan_class_loss
+from .techniques.dropout import override_dropout
+from .techniques.early_stopping import add_early_stopping, check_best_metric
+from .techniques.lr_finder import apply_lr_finder
+from .techniques.param_groups import check_layer_options
 from .trainer import HftlTrainer
 
 __all__ = ["finetune", "distill", "FinetuneResult"]
@@ -51,6 +56,8 @@ class FinetuneResult:
         trainer: The ``transformers.Trainer`` used, for further evaluation or prediction.
         labels: The class names in id order.
         report: scikit-learn's per-class report on the test split, as text.
+        search_dir: With ``hp_search``: the folder holding ``trials.csv``, ``trials.md`` and
+            ``best_config.yaml`` (everything else describes the best trial).
     """
 
     metrics: dict[str, Any]
@@ -58,6 +65,7 @@ class FinetuneResult:
     trainer: Trainer
     labels: LabelSpace
     report: str = ""
+    search_dir: Path | None = None
 
     def table(self) -> str:
         """A small table of the headline metrics: test accuracy and macro-F1, sizes and training time."""
@@ -112,8 +120,23 @@ def _collect_arguments(dataclass_args: dict, options: dict) -> tuple:
     return tuple(built)
 
 
+def _pad_multiple(training_args: HftlTrainingArguments, on_accelerator: bool) -> int | None:
+    """Round padded lengths up: to 8 on a GPU (tensor-core tiles), to 32 under ``--torch_compile`` so a
+    compiled model sees a few sequence lengths instead of one per batch (each new one recompiles)."""
+    if training_args.torch_compile:
+        return 32
+    return 8 if on_accelerator else None
+
+
 def _init_values(instance) -> dict:
-    return {f.name: getattr(instance, f.name) for f in dataclasses.fields(instance) if f.init}
+    """The instance's init values, with settings resolved for this machine back at their defaults (so
+    rebuilding the arguments resolves them again instead of freezing, say, ``dataloader_num_workers=0``)."""
+    resolved = getattr(instance, "machine_resolved", ())
+    return {
+        f.name: f.default if f.name in resolved else getattr(instance, f.name)
+        for f in dataclasses.fields(instance)
+        if f.init
+    }
 
 
 def finetune(
@@ -139,6 +162,10 @@ def finetune(
     model_args, data_args, method_args, training_args = _collect_arguments(
         {"model": model_args, "data": data_args, "method": method_args, "training": training_args}, options
     )
+    if training_args.hp_search:  # each trial is a finetune() call of its own, without hp_search
+        from .techniques.search import run_search
+
+        return run_search((model_args, data_args, method_args, training_args), callbacks=callbacks)
     # --- pre-flight: every check that needs no model weights ------------------------------------
     task = get_task(model_args.task)
     method = copy.copy(get_method(method_args.method))  # one instance per run: a method may hold state
@@ -170,14 +197,19 @@ def finetune(
     check_free_space(output_dir, resolved.path)  # a full disk would only show at the first save
     log(f"model: {model_args.model} ({resolved.source})")
     data = prepare_data(data_args, task, label_order=method.label_order)
+    class_loss = plan_class_loss(training_args, data.splits["train"], data.labels)  # prints per-class counts
+    check_best_metric(training_args, data.labels.multi_label)
     identity = run_identity(model_args.model, task.name, method.name, data.labels.names, data.splits["train"])
     if resume is not None:
         check_same_run(output_dir, identity, training_args.allow_changed_resume)
     processor, config = _load_processor_and_config(task, resolved.path, data.labels, model_args)
+    override_dropout(config, training_args.dropout)  # the config the model is built from
+    learning_rate_given = training_args.learning_rate is not None  # else --find_lr's suggestion is used
     max_length = _resolve_auto_settings(task, method, data, data_args, training_args, processor, config)
     skeleton = task.model_skeleton(config, model_args)
     task.check_weights(resolved.path, skeleton, model_args)  # a backbone that doesn't fit its config
     method.preflight(skeleton, method_args, processor=processor, data_args=data_args, task=task)
+    check_layer_options(skeleton, training_args, method.name)  # --layer_decay, --unfreeze_schedule
 
     # --- compute --------------------------------------------------------------------------------
     if training_args.process_index == 0:
@@ -188,8 +220,9 @@ def finetune(
         if data.unlabelled is not None and method.learns_from_unlabelled(task):
             splits = DatasetDict({**splits, "unlabelled": data.unlabelled})
         elif data.unlabelled is not None:
+            option = "--samples_per_class" if data_args.samples_per_class else "--label_fraction"
             log(
-                f"--method {method.name} can't learn from unlabelled rows: the {len(data.unlabelled)} hidden by --label_fraction are dropped"
+                f"--method {method.name} can't learn from unlabelled rows: the {len(data.unlabelled)} hidden by {option} are dropped"
             )
         tokenized = task.preprocess(splits, processor, data.input_columns, max_length, data_args)
     task.adjust_training_args(training_args)
@@ -203,7 +236,7 @@ def finetune(
         f"method {method.name}: {method.summary}; trainable parameters {trainable:,} of {total:,} ({trainable / total:.2%})"
     )
     on_accelerator = training_args.device.type not in ("cpu", "mps")
-    collator = task.collator(processor, pad_to_multiple_of=8 if on_accelerator else None)
+    collator = task.collator(processor, pad_to_multiple_of=_pad_multiple(training_args, on_accelerator))
     preprocess = sigmoid_logits if data.labels.multi_label else argmax_logits
     trainer = method.build_trainer(
         task, data, tokenized, collator, training_args, method_args,
@@ -216,7 +249,12 @@ def finetune(
         compute_metrics=MultiLabelMetrics() if data.labels.multi_label else compute_classification_metrics,
         preprocess_logits_for_metrics=preprocess,
         callbacks=callbacks,
+        head_modules=head,
     )  # fmt: skip
+    trainer.class_loss = class_loss  # class weights / label smoothing (None: the model's own loss)
+    add_early_stopping(trainer)
+    if training_args.find_lr:
+        apply_lr_finder(trainer, output_dir, learning_rate_given, resuming=resume is not None)
     try:
         train_result = trainer.train(resume_from_checkpoint=resume)
     except pickle.UnpicklingError as error:  # a checkpoint file that isn't plain tensors: never unpickled

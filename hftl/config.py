@@ -13,6 +13,7 @@ import torch
 from transformers import TrainingArguments
 
 from .errors import ConfigError
+from .techniques.options import TechniqueOptions
 
 __all__ = ["ModelArguments", "DataArguments", "MethodArguments", "HftlTrainingArguments"]
 
@@ -160,6 +161,14 @@ class DataArguments:
             "For measuring what a teacher adds when labels are scarce."
         },
     )
+    samples_per_class: int | None = field(
+        default=None,
+        metadata={
+            "help": "Keep the labels of at most N training rows per class, a k-shot training set drawn with "
+            "--split_seed (the rows for a smaller N are among those for a larger one): --method distill "
+            "learns from the teacher alone on the rest (text), other methods drop them. Single-label data."
+        },
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use at most N training examples."})
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Use at most N validation examples."}
@@ -180,6 +189,14 @@ class DataArguments:
             )
         if not 0.0 < self.label_fraction <= 1.0:
             raise ConfigError(f"--label_fraction must be in (0, 1] (got {self.label_fraction}).")
+        if self.samples_per_class is not None and self.samples_per_class < 1:
+            raise ConfigError(
+                f"--samples_per_class must be at least 1 (got {self.samples_per_class}); leave it unset to use all."
+            )
+        if self.samples_per_class is not None and self.label_fraction < 1.0:
+            raise ConfigError(
+                "--samples_per_class and --label_fraction both choose the labelled training rows; give one of them."
+            )
         if self.max_length is not None and self.max_length < 1:
             raise ConfigError(f"--max_length must be a positive number of tokens (got {self.max_length}).")
         for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
@@ -308,7 +325,7 @@ class MethodArguments:
 
 
 @dataclass
-class HftlTrainingArguments(TrainingArguments):
+class HftlTrainingArguments(TrainingArguments, TechniqueOptions):
     """``transformers.TrainingArguments`` with transfer-learning defaults.
 
     Every ``TrainingArguments`` field is accepted. Changed defaults:
@@ -324,6 +341,8 @@ class HftlTrainingArguments(TrainingArguments):
       pad less.
     - ``bf16``: ``None`` -> auto: on where the GPU supports bf16, off on CPU (fp32 is faster there).
     - ``dataloader_num_workers``: ``None`` -> auto: the task decides (images: worker processes).
+
+    It also carries hftl's transfer-learning switches (:class:`hftl.techniques.TechniqueOptions`).
 
     Example:
         >>> HftlTrainingArguments(output_dir="out").eval_strategy
@@ -391,6 +410,8 @@ class HftlTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        # resolved for this machine: left out of hftl_config.yaml, so a rerun elsewhere resolves them anew
+        self.machine_resolved = {"bf16"} if self.bf16 is None else set()
         if self.bf16 is None:
             self.bf16 = bool(
                 not self.use_cpu
@@ -400,6 +421,8 @@ class HftlTrainingArguments(TrainingArguments):
             )
         if not torch.cuda.is_available():  # pinning needs an accelerator; stock Trainer warns otherwise
             self.dataloader_pin_memory = False
+            self.machine_resolved.add("dataloader_pin_memory")
+        self.check_techniques()
         if self.learning_rate is not None and self.learning_rate <= 0:
             raise ConfigError(f"--learning_rate must be positive (got {self.learning_rate}).")
         if self.num_train_epochs is not None and self.num_train_epochs <= 0 and self.max_steps <= 0:
@@ -409,6 +432,7 @@ class HftlTrainingArguments(TrainingArguments):
         self.auto_dataloader_workers = self.dataloader_num_workers is None
         if self.auto_dataloader_workers:
             self.dataloader_num_workers = 0
+            self.machine_resolved.add("dataloader_num_workers")
         super().__post_init__()
         if (
             auto_output_dir

@@ -17,7 +17,9 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length
 
 from ._faults import fault_point
 from .checkpoints import MANIFEST, rotate_checkpoints, write_manifest
-from .errors import HftlError
+from .errors import ConfigError, HftlError
+from .techniques.param_groups import discriminative_param_groups, uses_param_groups
+from .techniques.unfreeze import GradualUnfreezing
 
 __all__ = ["HftlTrainer", "NonFiniteLossError", "GracefulStop"]
 
@@ -64,10 +66,16 @@ class GracefulStop(TrainerCallback):
 
 
 class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
-    """Length-grouped batches shuffled by a generator seeded with ``seed + epoch``, as accelerate seeds
-    random sampling. The stock sampler draws from the global RNG, which a resumed run restores to the
-    step it stopped at, not to the start of that epoch: resumed after the first epoch, it fed other
-    batches than the run it continues."""
+    """Length-grouped batches in shuffled order, drawn from a generator seeded with ``seed + epoch``.
+
+    - The seed: accelerate seeds random sampling the same way. The stock sampler draws from the global
+      RNG, which a resumed run restores to the step it stopped at, not to the start of that epoch:
+      resumed after the first epoch, it fed other batches than the run it continues.
+    - The order: the stock sampler sorts each megabatch (50 batches) longest first and feeds its batches
+      in that order, a long-to-short curriculum that repeats every 50 steps. Measured on tweets after 40
+      steps it cost 4 accuracy points against random batches. Here the longest batch still comes first
+      (out-of-memory shows at step 1), the others follow in random order, and a short remainder last.
+    """
 
     def __init__(self, batch_size: int, lengths: list[int], seed: int):
         super().__init__(batch_size, lengths=lengths)
@@ -78,7 +86,11 @@ class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+        indices = get_length_grouped_indices(self.lengths, self.batch_size, generator=generator)
+        batches = [indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
+        remainder = [batches.pop()] if len(batches) > 1 and len(batches[-1]) < self.batch_size else []
+        order = [0, *(torch.randperm(len(batches) - 1, generator=generator) + 1).tolist()] if batches else []
+        return iter([i for batch in (*(batches[j] for j in order), *remainder) for i in batch])
 
 
 def _non_finite(model: torch.nn.Module) -> str | None:
@@ -103,10 +115,16 @@ class HftlTrainer(Trainer):
       only after that (see :mod:`hftl.checkpoints`);
     - on SIGTERM/SIGINT saves a complete checkpoint and stops (:class:`GracefulStop`);
     - never writes ``--hub_token`` into ``training_args.bin``;
-    - averages the loss over the global batch with several processes or gradient accumulation.
+    - gives the optimizer per-layer learning rates and a head learning rate, and unfreezes on schedule,
+      when the switches ask (``head_modules``: the new head's module names; see :mod:`hftl.techniques`);
+    - averages the loss over the global batch with several processes or gradient accumulation;
+    - computes the loss with ``class_loss`` when set (class weights, label smoothing; see
+      :mod:`hftl.techniques.class_weights`).
     """
 
-    def __init__(self, *args, **kwargs):
+    class_loss = None  # a ClassLoss replacing the model's own loss; None: the model's (stock) loss
+
+    def __init__(self, *args, head_modules: list[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         # Classification models average their loss over the batch (BERT ignores num_items_in_batch even
         # though its forward takes **kwargs). Left True, Trainer skips dividing by the accumulation steps
@@ -114,6 +132,38 @@ class HftlTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self.graceful_stop = GracefulStop()
         self.add_callback(self.graceful_stop)
+        # the new head's module names (Task.build_model): its own learning rate, unfrozen first
+        self.head_modules = head_modules
+        schedule = getattr(self.args, "unfreeze_schedule", "none")
+        if schedule != "none":
+            self.add_callback(GradualUnfreezing(schedule, self.args.unfreeze_interval, head_modules))
+
+    def create_optimizer(self, model=None):
+        """Trainer's optimizer (``--optim``) over hftl's parameter groups when ``--layer_decay``,
+        ``--head_learning_rate`` or ``--unfreeze_schedule`` asks for them (see
+        :mod:`hftl.techniques.param_groups`); Trainer's own two groups otherwise."""
+        if self.optimizer is not None or not uses_param_groups(self.args):
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        groups = discriminative_param_groups(
+            opt_model,
+            self.head_modules,
+            self.args,
+            self.get_decay_parameter_names(opt_model),
+            include_frozen=self.args.unfreeze_schedule != "none",  # thawed later: must be in from the start
+        )
+        if self.optimizer_cls_and_kwargs is not None:
+            optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs
+        else:
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        factory = not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer))
+        if factory or {"params", "model", "optimizer_dict"} & set(optimizer_kwargs):  # Muon, GaLore, LOMO
+            raise ConfigError(
+                f"--optim {self.args.optim} builds its own parameter groups, so --layer_decay, "
+                "--head_learning_rate and --unfreeze_schedule can't set them; use an AdamW/SGD --optim."
+            )
+        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return self.optimizer
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = self.train_dataset if train_dataset is None else train_dataset
@@ -139,6 +189,14 @@ class HftlTrainer(Trainer):
         if eval_dataset is None or not has_length(eval_dataset):
             return None
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.class_loss is None or "labels" not in inputs:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = self.class_loss(outputs.logits, labels)  # a batch mean, like the models' own loss
+        return (loss, outputs) if return_outputs else loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
@@ -189,3 +247,11 @@ class HftlTrainer(Trainer):
             fault_point("save:before-manifest", step)
             write_manifest(folder, self.args.world_size, step)
             rotate_checkpoints(run_dir, keep, [str(folder), self.state.best_model_checkpoint], step)
+
+    def _load_best_model(self) -> None:
+        super()._load_best_model()
+        # with save_total_limit 1 Trainer next deletes every checkpoint but the best with a bare rmtree;
+        # rotate first, crash-safe (manifest before files), so it finds nothing left to delete
+        best = self.state.best_model_checkpoint
+        if self.args.should_save and self.args.save_total_limit == 1 and best:
+            rotate_checkpoints(Path(best).parent, 1, [best], self.state.global_step)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 from datasets import Dataset, DatasetDict
 
 from .._log import log
@@ -32,8 +33,8 @@ class PreparedData:
         input_columns: The columns the task turns into model inputs (e.g. one text column or a pair).
         source: Where the data came from, for logs and the saved config.
         tuned: Settings a built-in dataset was tuned with (empty for other data).
-        unlabelled: Training rows whose labels ``--label_fraction`` hides (``None`` when all are used);
-            their label column is kept but must not be trained on.
+        unlabelled: Training rows whose labels ``--label_fraction`` or ``--samples_per_class`` hides
+            (``None`` when all are used); their label column is kept but must not be trained on.
     """
 
     splits: DatasetDict
@@ -102,6 +103,23 @@ def _reorder(labels: LabelSpace, order: list[str]) -> LabelSpace:
             + ". Distill from a teacher fine-tuned on these labels."
         )  # fmt: skip
     return LabelSpace(list(order), multi_label=labels.multi_label)
+
+
+def _per_class(train: Dataset, k: int, seed: int, names: list[str]) -> tuple[Dataset, Dataset | None]:
+    """The first ``k`` rows of each class in one seeded shuffle of the split (all of a smaller class), and
+    the rest. The same shuffle serves every ``k``, so the rows for a smaller ``k`` are among a larger one's."""
+    labels = np.asarray(train.with_format("numpy")["labels"])
+    order = np.random.default_rng(seed).permutation(len(labels))
+    kept = np.concatenate([order[labels[order] == label][:k] for label in range(len(names))])
+    counts = np.bincount(labels, minlength=len(names))
+    short = [f"{name} {count}" for name, count in zip(names, counts, strict=True) if count < k]
+    if short:
+        log(f"samples_per_class {k}: all rows of the classes that have fewer: {', '.join(short)}")
+    chosen = np.zeros(len(labels), dtype=bool)
+    chosen[kept] = True
+    rest = np.flatnonzero(~chosen)
+    # dataset order kept: the training sampler shuffles
+    return train.select(np.flatnonzero(chosen)), (train.select(rest) if len(rest) else None)
 
 
 def _cap(split: Dataset, limit: int | None, seed: int) -> Dataset:
@@ -173,6 +191,19 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
         carved.append(f"validation {data_args.validation_split_size:.0%}")
     splits["train"] = _cap(splits["train"], data_args.max_train_samples, data_args.split_seed)
     unlabelled = None
+    if data_args.samples_per_class is not None:
+        if labels.multi_label:
+            raise DataError(
+                "--samples_per_class counts rows per class, which needs one label per row; this data is "
+                "multi-label, so use --label_fraction or --max_train_samples."
+            )
+        splits["train"], unlabelled = _per_class(
+            splits["train"], data_args.samples_per_class, data_args.split_seed, labels.names
+        )
+        log(
+            f"samples_per_class {data_args.samples_per_class}: {len(splits['train'])} training rows keep their labels, "
+            f"{len(unlabelled) if unlabelled is not None else 0} are treated as unlabelled"
+        )
     if data_args.label_fraction < 1.0:
         splits["train"], unlabelled = _carve(
             splits["train"],

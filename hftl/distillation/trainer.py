@@ -71,7 +71,10 @@ class DistillationTrainer(HftlTrainer):
         want_hidden = self.hidden_weight > 0
         labels = inputs.pop("labels")
         outputs = model(**inputs, output_hidden_states=want_hidden)
-        hard = true_label_loss(outputs.logits, labels, self.multi_label)
+        if self.class_loss is not None:  # class weights / label smoothing apply to the true-label term
+            hard = self.class_loss(outputs.logits, labels)
+        else:
+            hard = true_label_loss(outputs.logits, labels, self.multi_label)
         teacher_outputs = None
         if cached is None or want_hidden:
             with torch.no_grad():

@@ -1,0 +1,156 @@
+"""The transfer-learning switches (freezing, discriminative learning rates, class weights, regularisation,
+LR finder, hyperparameter search) as fields of :class:`hftl.HftlTrainingArguments`.
+
+They live on the training arguments so that every entry point (command line, YAML, ``finetune(**kw)``)
+takes them without new plumbing; each is validated here, before any compute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+from .class_weights import normalise_class_weights
+from .early_stopping import align_for_early_stopping
+
+__all__ = ["TechniqueOptions", "UNFREEZE_SCHEDULES"]
+
+UNFREEZE_SCHEDULES = ("none", "head-first", "gradual")
+
+
+@dataclass
+class TechniqueOptions:
+    """Transfer-learning switches; see ``docs/techniques.md``."""
+
+    unfreeze_schedule: str = field(
+        default="none",
+        metadata={
+            "help": "Gradual unfreezing (method full): none (everything trains from step 1), head-first "
+            "(only the new head trains for --unfreeze_interval epochs, then everything) or gradual "
+            "(head first, then one more layer from the top every --unfreeze_interval epochs).",
+            "choices": list(UNFREEZE_SCHEDULES),
+        },
+    )
+    unfreeze_interval: float = field(
+        default=1.0,
+        metadata={"help": "Epochs (fractions allowed) between unfreezing steps of --unfreeze_schedule."},
+    )
+    layer_decay: float | None = field(
+        default=None,
+        metadata={
+            "help": "Layer-wise learning-rate decay, e.g. 0.75: the top layer trains at --learning_rate, "
+            "each layer below at this factor times the one above, embeddings/stem lowest (off when unset)."
+        },
+    )
+    head_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Learning rate of the new classification head (default: --learning_rate)."},
+    )
+    class_weights: str = field(
+        default="none",
+        metadata={
+            "help": "Loss weight per class: none, auto (inverse class frequency), effective (effective "
+            "number of samples, beta 0.999) or a comma-separated list, one weight per label in label-id "
+            "order. Multi-label: BCE pos_weight per class (auto: negatives/positives). Per-class counts "
+            "are printed at start."
+        },
+    )
+    dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Override the model's dropout probabilities (hidden, attention, classifier; timm "
+            "drop_rate) with this value (default: the checkpoint's)."
+        },
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={
+            "help": "Stop after this many evaluations without improvement of --metric_for_best_model "
+            "(default eval_loss) and restore the best checkpoint (off when unset). Sets "
+            "--load_best_model_at_end; --save_strategy follows --eval_strategy unless set."
+        },
+    )
+    early_stopping_threshold: float = field(
+        default=0.0,
+        metadata={"help": "Smallest change of the metric that counts as an improvement for early stopping."},
+    )
+    find_lr: bool = field(
+        default=False,
+        metadata={
+            "help": "Run a learning-rate range test before training: writes lr_finder.png and .json to the "
+            "output dir, restores the model, and trains with the suggested rate unless --learning_rate "
+            "is given."
+        },
+    )
+    find_lr_steps: int = field(
+        default=100, metadata={"help": "Steps of the learning-rate range test (--find_lr)."}
+    )
+    hp_search: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hyperparameter search backend: optuna (pip install 'hftl[search]'). Searches learning "
+            "rate, batch size, epochs, and the method's own options (LoRA r/alpha/dropout, freezing).",
+            "choices": ["optuna"],
+        },
+    )
+    n_trials: int = field(
+        default=10,
+        metadata={"help": "Trials of --hp_search; trial 0 is the configuration as given, the others vary it."},
+    )
+    hp_space: str | None = field(
+        default=None,
+        metadata={
+            "help": "YAML file changing the --hp_search space, one option a line: 'lora_r: [8, 16]' "
+            "(choices), 'learning_rate: {low: 1.0e-5, high: 1.0e-3, log: true}' (a range) or "
+            "'num_train_epochs: null' (not searched); options it leaves out keep the default space."
+        },
+    )
+
+    def _check_sharded_switches(self) -> None:
+        """Unfreezing toggles requires_grad mid-run and the LR finder copies the whole state dict: neither
+        works on sharded (DeepSpeed/FSDP) parameters. DDP must look for unused (frozen) parameters."""
+        sharded = "--deepspeed" if self.deepspeed else "--fsdp" if self.fsdp else None
+        switches = {"--unfreeze_schedule": self.unfreeze_schedule != "none", "--find_lr": self.find_lr}
+        for switch, on in switches.items():
+            if on and sharded:
+                raise ConfigError(f"{switch} doesn't work with {sharded} (sharded parameters); drop one.")
+        if self.unfreeze_schedule != "none":
+            if self.ddp_find_unused_parameters is False:
+                raise ConfigError(
+                    "--unfreeze_schedule leaves frozen layers without gradients, which DDP needs "
+                    "--ddp_find_unused_parameters true for; drop --ddp_find_unused_parameters false."
+                )
+            self.ddp_find_unused_parameters = True
+
+    def check_techniques(self) -> None:
+        """Refuse impossible values in one line each (called from ``__post_init__``)."""
+        if self.unfreeze_schedule not in UNFREEZE_SCHEDULES:
+            raise ConfigError(
+                f"--unfreeze_schedule must be one of {', '.join(UNFREEZE_SCHEDULES)} (got {self.unfreeze_schedule!r})."
+            )
+        if self.unfreeze_interval <= 0:
+            raise ConfigError(f"--unfreeze_interval must be a positive number of epochs (got {self.unfreeze_interval}).")
+        if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
+            raise ConfigError(f"--layer_decay must be in (0, 1], e.g. 0.75 (got {self.layer_decay}).")
+        if self.head_learning_rate is not None and self.head_learning_rate <= 0:
+            raise ConfigError(f"--head_learning_rate must be positive (got {self.head_learning_rate}).")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout must be a probability in [0, 1) (got {self.dropout}).")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ConfigError(
+                f"--early_stopping_patience must be at least 1 evaluation (got {self.early_stopping_patience})."
+            )
+        # the count per label is checked once the labels are known
+        self.class_weights = normalise_class_weights(self.class_weights)
+        if not 0.0 <= self.label_smoothing_factor < 1.0:
+            raise ConfigError(
+                f"--label_smoothing_factor must be in [0, 1), e.g. 0.1 (got {self.label_smoothing_factor})."
+            )
+        align_for_early_stopping(self)  # before TrainingArguments' own checks of the options it sets
+        if self.find_lr_steps < 10:
+            raise ConfigError(f"--find_lr_steps must be at least 10 (got {self.find_lr_steps}).")
+        self._check_sharded_switches()
+        if self.n_trials < 1:
+            raise ConfigError(f"--n_trials must be at least 1 (got {self.n_trials}).")
+        if self.hp_space and not self.hp_search:
+            raise ConfigError("--hp_space describes a search space: add --hp_search optuna, or drop --hp_space.")
