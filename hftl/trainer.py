@@ -175,12 +175,18 @@ class HftlTrainer(Trainer):
         ):  # lengths from the Arrow column: the stock sampler reads every row to find them
             tokens = dataset.with_format("arrow", columns=[name])[:][name]
             lengths = pyarrow.compute.list_value_length(tokens).to_pylist()
-            batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            batch = self._global_batch()
             return EpochSeededLengthGroupedSampler(batch, lengths, self._data_seed())
         sampler = super()._get_train_sampler(train_dataset)
         if type(sampler) is LengthGroupedSampler:
-            return EpochSeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, self._data_seed())
+            return EpochSeededLengthGroupedSampler(self._global_batch(), sampler.lengths, self._data_seed())
         return sampler
+
+    def _global_batch(self) -> int:
+        """Examples per optimizer step over all processes: the sampler groups by this, so every process
+        count with the same global batch trains on the same batches (accelerate hands each process a
+        consecutive slice of it), and N processes of B reach the weights of one process of N*B."""
+        return self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
 
     def _data_seed(self) -> int:
         return self.args.data_seed if self.args.data_seed is not None else self.args.seed

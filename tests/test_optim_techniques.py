@@ -258,31 +258,54 @@ class WeightsAtStart(TrainerCallback):
         self.weights = {name: t.detach().clone() for name, t in model.state_dict().items()}
 
 
-def test_find_lr_leaves_the_run_exactly_as_without_it(tiny_options, tmp_path, short_range):
-    plain, with_finder = WeightsAtStart(), WeightsAtStart()
-    options = {**tiny_options, "learning_rate": 1e-3, "max_steps": 1, "per_device_train_batch_size": 16}
-    reference = finetune(**{**options, "output_dir": str(tmp_path / "plain"), "callbacks": [plain]})
-    result = finetune(**{**options, **FINDER, "output_dir": str(tmp_path / "lr"), "callbacks": [with_finder]})
-    # weights restored bit for bit, RNG too: the real run (with the explicit rate) is the same run
-    for name, tensor in plain.weights.items():
-        assert torch.equal(tensor, with_finder.weights[name]), name
-    final, final_reference = result.trainer.model.state_dict(), reference.trainer.model.state_dict()
-    assert all(torch.equal(final[name], final_reference[name]) for name in final)
-    assert result.trainer.args.learning_rate == 1e-3
+def test_find_lr_trains_with_its_suggestion_and_leaves_no_trace(tiny_options, tmp_path, short_range):
+    tested, plain = WeightsAtStart(), WeightsAtStart()
+    options = {**tiny_options, "max_steps": 1, "per_device_train_batch_size": 16}
+    result = finetune(**{**options, **FINDER, "output_dir": str(tmp_path / "lr"), "callbacks": [tested]})
     report = json.loads((result.output_dir / "lr_finder.json").read_text())
     assert (result.output_dir / "lr_finder.png").stat().st_size > 0
     assert 2 <= len(report["losses"]) == len(report["lrs"]) <= 15
     assert report["lrs"] == sorted(report["lrs"]) and report["lrs"][0] == pytest.approx(1e-3)
-    assert report["lrs"][0] <= report["suggestion"] <= report["lrs"][-1]
-    assert report["suggestion"] != 1e-3  # suggested, not used: the explicit rate was given
+    suggestion = report["suggestion"]
+    assert report["lrs"][0] <= suggestion <= report["lrs"][-1]
+    # no --learning_rate: the run trained with the suggestion
+    assert result.trainer.args.learning_rate == suggestion
+    assert result.trainer.optimizer.param_groups[0]["initial_lr"] == suggestion
+
+    # the same run without the test, at that rate: the same start, bit for bit (weights, buffers and
+    # RNG restored), and so the same end
+    reference = finetune(
+        **{
+            **options,
+            "learning_rate": suggestion,
+            "output_dir": str(tmp_path / "plain"),
+            "callbacks": [plain],
+        }
+    )
+    for name, tensor in plain.weights.items():
+        assert torch.equal(tensor, tested.weights[name]), name
+    final, expected = result.trainer.model.state_dict(), reference.trainer.model.state_dict()
+    assert all(torch.equal(final[name], expected[name]) for name in final)
 
 
-def test_find_lr_trains_with_its_suggestion_when_no_rate_is_given(tiny_options, short_range):
-    result = finetune(**{**tiny_options, **FINDER, "max_steps": 1})
-    report = json.loads((result.output_dir / "lr_finder.json").read_text())
-    assert report["lrs"][0] <= report["suggestion"] <= report["lrs"][-1]
-    assert result.trainer.args.learning_rate == report["suggestion"]
-    assert result.trainer.optimizer.param_groups[0]["initial_lr"] == report["suggestion"]
+def test_find_lr_keeps_an_explicit_rate_and_a_resumed_run_reuses_its_test(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from hftl.techniques import lr_finder
+
+    runs = []
+    monkeypatch.setattr(
+        lr_finder, "find_learning_rate", lambda trainer, steps, out: runs.append(steps) or {"suggestion": 0.1}
+    )
+    trainer = SimpleNamespace(args=SimpleNamespace(learning_rate=1e-3, find_lr_steps=50))
+    assert lr_finder.apply_lr_finder(trainer, tmp_path, learning_rate_given=True, resuming=False) == 0.1
+    assert trainer.args.learning_rate == 1e-3 and runs == [50]  # tested, suggestion only printed
+    assert lr_finder.apply_lr_finder(trainer, tmp_path, learning_rate_given=False, resuming=False) == 0.1
+    assert trainer.args.learning_rate == 0.1
+    (tmp_path / "lr_finder.json").write_text(json.dumps({"suggestion": 0.02}))
+    trainer.args.learning_rate = 1e-3
+    assert lr_finder.apply_lr_finder(trainer, tmp_path, learning_rate_given=False, resuming=True) == 0.02
+    assert trainer.args.learning_rate == 0.02 and runs == [50, 50]  # the first run's test stands
 
 
 def test_suggestion_is_the_steepest_descent_before_the_minimum_or_none():

@@ -13,6 +13,7 @@ import pytest
 
 from hftl import ConfigError, DataArguments, DataError
 from hftl.data import prepare_data
+from hftl.parser import make_parser
 from hftl.tasks import get_task
 
 from .conftest import REPO, make_rows, write_csv
@@ -24,7 +25,9 @@ TEXT = get_task("text-classification")
 def folder(tmp_path):
     """train: 20 sport, 20 tech, 5 politics (a class smaller than k); validation 6 rows; test 12 rows."""
     rows = [row for row in make_rows(60) if row["label"] != "politics"] + make_rows(15)[2::3]
-    write_csv(tmp_path / "data" / "train.csv", [{**row, "text": f"{i} {row['text']}"} for i, row in enumerate(rows)])
+    write_csv(
+        tmp_path / "data" / "train.csv", [{**row, "text": f"{i} {row['text']}"} for i, row in enumerate(rows)]
+    )
     write_csv(tmp_path / "data" / "validation.csv", make_rows(6, seed=4))  # else carved with split_seed
     write_csv(tmp_path / "data" / "test.csv", make_rows(12, seed=5))
     return tmp_path / "data"
@@ -54,6 +57,12 @@ def test_samples_per_class_is_exact_seeded_nested_and_leaves_the_test_set_alone(
     assert other_test == test  # the given test split never moves
 
 
+def test_samples_per_class_is_a_flag_and_a_yaml_key(tmp_path):
+    (tmp_path / "run.yaml").write_text("samples_per_class: 16\n")
+    assert make_parser().parse(["--samples_per_class", "4"])[1].samples_per_class == 4
+    assert make_parser().parse(["--config", str(tmp_path / "run.yaml")])[1].samples_per_class == 16
+
+
 def test_samples_per_class_options_are_checked():
     with pytest.raises(ConfigError, match="--samples_per_class must be at least 1"):
         DataArguments(samples_per_class=0)
@@ -81,19 +90,15 @@ def test_study_runs_every_method_on_the_same_k_and_resumes(folder, tiny_bert_dir
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", datasets.config.HF_DATASETS_CACHE)
     argv = ["--task", "text", "--tiny", "--model", tiny_bert_dir, "--dataset", str(folder), "--out", "report",
-            "--k", "2,all", "--seeds", "0", "--methods", "full,distill,linear-probe", "--student_layers", "1",
+            "--k", "2", "--seeds", "0", "--methods", "full,distill", "--student_layers", "1",
             "--verbose"]  # fmt: skip
     study.main(argv)
     lines = (tmp_path / "report" / "transfer-text.jsonl").read_text().splitlines()
     rows = {(row["method"], row["k"]): row for row in map(json.loads, lines)}
-    assert len(rows) == len(lines) == 6
-    # --tiny keeps 6 training rows per class (5 of politics): k=2 labels 2 per class, all labels all 17
-    assert {method: rows[method, 2]["train_rows"] for method in ("full", "linear-probe")} == {
-        "full": 6,
-        "linear-probe": 6,
-    }
+    assert len(rows) == len(lines) == 2
+    # --tiny keeps 6 training rows per class (5 of politics, 17 in all); k=2 labels 2 per class
+    assert rows["full", 2]["train_rows"] == 6
     assert rows["distill", 2]["train_rows"] == 17  # the student also learns from the 11 unlabelled rows
-    assert {row["train_rows"] for (_, k), row in rows.items() if k == "all"} == {17}
     assert all(0.0 <= row["accuracy"] <= 1.0 for row in rows.values())
     assert not list((tmp_path / "outputs" / "transfer-text-tiny").glob("teacher-*"))  # teachers removed
 
@@ -101,7 +106,7 @@ def test_study_runs_every_method_on_the_same_k_and_resumes(folder, tiny_bert_dir
     assert (tmp_path / "report" / "transfer-text.jsonl").read_text().splitlines() == lines
     study.main([*argv, "--replot"])
     report = (tmp_path / "report" / "transfer-text.md").read_text()
-    assert "| full fine-tuning | " in report and "all (≈6)" in report
+    assert "| full fine-tuning | " in report and "| distilled student (1 layers) | " in report
     assert (tmp_path / "report" / "transfer-text.png").stat().st_size > 10_000
     with pytest.raises(SystemExit, match="another setup"):  # other steps: not mixed with the saved runs
         study.main([*argv, "--steps", "3", "--replot"])

@@ -273,8 +273,8 @@ def discriminative_param_groups(
     if layer_decay is not None:
         lowest = base * layer_decay ** (layers.num_layers + 1)
         log(
-            f"layer-wise learning rates: {layers.source}; {base:g} at the top, x{layer_decay:g} per layer "
-            f"down to {lowest:.3g} for the embeddings/stem; head {head_lr:g}"
+            f"layer-wise learning rates from {layers.source}: top layer {base * layer_decay:.3g}, x{layer_decay:g} "
+            f"per layer down to {lowest:.3g} for the embeddings/stem; above the layers {base:g}; head {head_lr:g}"
         )
     elif args.head_learning_rate is not None:
         log(f"head learning rate {head_lr:g}, backbone {base:g}")
