@@ -62,7 +62,7 @@ from hftl.resolve import resolve_model  # noqa: E402
 TEXT_MODEL, IMAGE_MODEL = "sentence-transformers/all-MiniLM-L6-v2", "timm/tf_efficientnet_lite0.in1k"
 # per (task, dataset): chosen so each full run fits in 10 minutes on 2 CPU cores
 DEFAULTS = {
-    ("text", "tweets"): dict(steps=40, warmup=3, max_length=128, lr=1e-4, train_size=4000, eval_size=400),
+    ("text", "tweets"): dict(steps=32, warmup=3, max_length=128, lr=1e-4, train_size=4000, eval_size=400),
     ("text", "bbc"): dict(steps=8, warmup=2, max_length=512, lr=2e-4, train_size=1400, eval_size=100),
     ("costs", "tweets"): dict(steps=16, warmup=3, max_length=128, lr=1e-4, train_size=1000, eval_size=100),
     ("costs", "bbc"): dict(steps=6, warmup=2, max_length=512, lr=2e-4, train_size=400, eval_size=50),
