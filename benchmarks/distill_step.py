@@ -25,8 +25,12 @@ VARIANTS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--teacher", required=True, help="a fine-tuned teacher directory (e.g. the text demo's output)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--teacher", required=True, help="a fine-tuned teacher directory (e.g. the text demo's output)"
+    )
     parser.add_argument("--student_layers", type=int, default=3)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
@@ -39,9 +43,19 @@ def main() -> None:
             extra = {"teacher": args.teacher} if options["method"] == "distill" else {"model": args.teacher}
             with tempfile.TemporaryDirectory() as output_dir:
                 start = time.perf_counter()
-                result = finetune(**options, **extra, student_layers=args.student_layers, dataset="bbc-news",
-                                  max_steps=args.steps, eval_strategy="no", save_strategy="no", disable_tqdm=True,
-                                  logging_steps=args.steps, output_dir=output_dir, overwrite_output_dir=True)
+                result = finetune(
+                    **options,
+                    **extra,
+                    student_layers=args.student_layers,
+                    dataset="bbc-news",
+                    max_steps=args.steps,
+                    eval_strategy="no",
+                    save_strategy="no",
+                    disable_tqdm=True,
+                    logging_steps=args.steps,
+                    output_dir=output_dir,
+                    overwrite_output_dir=True,
+                )
                 wall = time.perf_counter() - start
             runtime = result.metrics["train_runtime"]
             seconds[name].append(runtime / args.steps)

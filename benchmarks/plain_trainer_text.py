@@ -35,7 +35,9 @@ if args.train_size:
     splits["train"] = splits["train"].shuffle(seed=0).select(range(args.train_size))
 names = splits["train"].features["label"].names
 tokenizer = AutoTokenizer.from_pretrained(path)
-tokenized = splits.map(lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length), batched=True)
+tokenized = splits.map(
+    lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length), batched=True
+)
 model = AutoModelForSequenceClassification.from_pretrained(
     path, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}
 )

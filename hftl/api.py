@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import pickle
 import signal
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any
 from datasets import DatasetDict
 from transformers import Trainer, TrainerCallback, set_seed
 
+from ._arguments import collect_arguments
 from ._log import log
 from ._output import check_free_space, prepare_output_dir, write_run_files
 from ._resume import check_same_run, record_run, run_identity
@@ -32,7 +32,6 @@ from .metrics import (
     sigmoid_logits,
     tune_threshold,
 )
-from .parser import ARGUMENT_CLASSES, build_dataclass, did_you_mean, make_parser
 from .resolve import resolve_model
 from .tasks import get_task
 from .techniques.class_weights import plan_class_loss
@@ -86,57 +85,12 @@ class FinetuneResult:
         )
 
 
-def _collect_arguments(dataclass_args: dict, options: dict) -> tuple:
-    """Merge dataclass instances, a YAML config and keyword options (in rising precedence)."""
-    config_file = options.pop("config", None)
-    values: dict[str, Any] = {}
-    if config_file:  # through the parser, so YAML values get the same type conversion as on the CLI
-        parser = make_parser()
-        keys = parser.read_config(config_file)
-        parsed = {
-            name: getattr(instance, name)
-            for instance in parser.parse(["--config", config_file])
-            for name in keys
-            if hasattr(instance, name)
-        }
-        values.update(parsed)
-    field_owner = {f.name: cls for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls) if f.init}
-    for name in options:
-        if name not in field_owner:
-            raise ConfigError(
-                f"finetune() got an unknown option '{name}'.{did_you_mean(name, list(field_owner))} "
-                "Options are the fields of ModelArguments, DataArguments, MethodArguments and TrainingArguments."
-            )
-    values.update(options)
-    built = []
-    for cls, given in zip(ARGUMENT_CLASSES, dataclass_args.values(), strict=True):
-        own = {name: value for name, value in values.items() if field_owner[name] is cls}
-        if given is not None:
-            if own:
-                given = build_dataclass(cls, {**_init_values(given), **own})
-            built.append(given)
-        else:
-            built.append(build_dataclass(cls, own))
-    return tuple(built)
-
-
 def _pad_multiple(training_args: HftlTrainingArguments, on_accelerator: bool) -> int | None:
     """Round padded lengths up: to 8 on a GPU (tensor-core tiles), to 32 under ``--torch_compile`` so a
     compiled model sees a few sequence lengths instead of one per batch (each new one recompiles)."""
     if training_args.torch_compile:
         return 32
     return 8 if on_accelerator else None
-
-
-def _init_values(instance) -> dict:
-    """The instance's init values, with settings resolved for this machine back at their defaults (so
-    rebuilding the arguments resolves them again instead of freezing, say, ``dataloader_num_workers=0``)."""
-    resolved = getattr(instance, "machine_resolved", ())
-    return {
-        f.name: f.default if f.name in resolved else getattr(instance, f.name)
-        for f in dataclasses.fields(instance)
-        if f.init
-    }
 
 
 def finetune(
@@ -159,7 +113,7 @@ def finetune(
         ...                   method="lora", output_dir="out/lora")
         >>> result.metrics["test_accuracy"]
     """
-    model_args, data_args, method_args, training_args = _collect_arguments(
+    model_args, data_args, method_args, training_args = collect_arguments(
         {"model": model_args, "data": data_args, "method": method_args, "training": training_args}, options
     )
     if training_args.hp_search:  # each trial is a finetune() call of its own, without hp_search

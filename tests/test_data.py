@@ -115,3 +115,29 @@ def test_mapping_labels_and_multi_hot_vectors_are_one_line(tmp_path):
     path.write_text("".join(json.dumps({"text": f"t{i}", "label": [0.0, 1.0]}) + "\n" for i in range(10)))
     with pytest.raises(DataError, match="holds lists of numbers; hftl reads them as label names"):
         prepare(path)
+
+
+def test_tokenised_splits_are_cached_by_tokenizer_columns_and_length(tiny_bert_dir, tmp_path):
+    """hftl keys the tokenised cache itself (hashing the whole tokenizer per split is slow): a second run
+    reuses it, and a change of max_length or tokenizer settings does not."""
+    from transformers import AutoTokenizer
+
+    write_csv(tmp_path / "data" / "train.csv", make_rows(12))
+    task = get_task("text-classification")
+    raw = prepare_data(DataArguments(dataset=str(tmp_path / "data" / "train.csv")), task).splits
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    lowered = AutoTokenizer.from_pretrained(tiny_bert_dir, do_lower_case=False)
+
+    def tokenise(processor, max_length):
+        splits = task.preprocess(raw, processor, ["text"], max_length, DataArguments())
+        return {name: split._fingerprint for name, split in splits.items()}, splits["train"]
+
+    first, train = tokenise(tokenizer, 8)
+    again, _ = tokenise(tokenizer, 8)
+    longer, long_train = tokenise(tokenizer, 16)
+    other, _ = tokenise(lowered, 8)
+    assert first == again
+    assert len(set(first.values())) == len(first)  # one key per split
+    assert not set(first.values()) & set(longer.values())
+    assert not set(first.values()) & set(other.values())
+    assert max(map(len, train["input_ids"])) == 8 < max(map(len, long_train["input_ids"]))

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from hftl import ConfigError, make_parser
-from hftl.api import _collect_arguments
+from hftl._arguments import collect_arguments
 
 
 def parse(args):
@@ -60,7 +60,7 @@ def test_python_and_cli_build_the_same_arguments(tmp_path):
             "out",
         ]
     )
-    python = _collect_arguments(
+    python = collect_arguments(
         {"model": None, "data": None, "method": None, "training": None},
         {
             "config": str(config),
@@ -81,7 +81,7 @@ def test_python_and_cli_build_the_same_arguments(tmp_path):
 def test_keyword_options_override_a_given_dataclass():
     from hftl import MethodArguments
 
-    _, _, method_args, _ = _collect_arguments(
+    _, _, method_args, _ = collect_arguments(
         {"model": None, "data": None, "method": MethodArguments(method="lora", lora_r=4), "training": None},
         {"lora_alpha": 32},
     )
@@ -125,7 +125,7 @@ def test_invalid_yaml_is_one_line(tmp_path):
 
 def test_unknown_python_keyword_is_named():
     with pytest.raises(ConfigError, match="unknown option 'lerning_rate'. Did you mean 'learning_rate'"):
-        _collect_arguments(
+        collect_arguments(
             {"model": None, "data": None, "method": None, "training": None}, {"lerning_rate": 1}
         )
 
@@ -145,7 +145,7 @@ def test_text_column_repeats_and_replaces_the_yaml_value(tmp_path):
 def test_python_config_gets_the_cli_type_conversion(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("learning_rate: 2e-5\nnum_train_epochs: 2\n")  # a string for PyYAML
-    python = _collect_arguments(
+    python = collect_arguments(
         {"model": None, "data": None, "method": None, "training": None}, {"config": str(config), "seed": 3}
     )
     assert python[3].learning_rate == 2e-5 and python[3].num_train_epochs == 2 and python[3].seed == 3

@@ -117,14 +117,14 @@ def test_length_grouped_batches_come_in_random_order_longest_first():
 def test_settings_resolved_for_this_machine_stay_out_of_the_rerun_config():
     """bf16, pinned memory and dataloader workers are resolved per machine: a hftl_config.yaml written on
     a CPU must not switch bf16 off when it reruns on a GPU, and rebuilding the arguments keeps them auto."""
+    from hftl._arguments import init_values
     from hftl._output import _config_values
-    from hftl.api import _init_values
 
     args = HftlTrainingArguments(output_dir="x", learning_rate=1e-4)
     written = _config_values((args,))
     assert written["learning_rate"] == 1e-4
     assert not {"bf16", "dataloader_num_workers"} & set(written)
-    rebuilt = HftlTrainingArguments(**_init_values(args))
+    rebuilt = HftlTrainingArguments(**init_values(args))
     assert rebuilt.auto_dataloader_workers and "bf16" in rebuilt.machine_resolved
     explicit = HftlTrainingArguments(output_dir="x", bf16=False, dataloader_num_workers=2)
     assert {"bf16": False, "dataloader_num_workers": 2}.items() <= _config_values((explicit,)).items()

@@ -164,12 +164,12 @@ def baseline(arguments: tuple, space: list[Dimension]) -> dict:
 
 def trial_arguments(arguments: tuple, params: dict) -> tuple:
     """Fresh argument dataclasses with ``params`` applied, validated as if the user had given them."""
-    from ..api import _init_values
+    from .._arguments import init_values
     from ..parser import build_dataclass
 
     built = []
     for instance in arguments:
-        values = _init_values(instance)
+        values = init_values(instance)
         if isinstance(instance, HftlTrainingArguments) and instance.auto_dataloader_workers:
             values["dataloader_num_workers"] = None  # __post_init__ put 0 there meanwhile; keep it on auto
         own = {name: value for name, value in params.items() if name in values}

@@ -95,7 +95,9 @@ class TechniqueOptions:
     )
     n_trials: int = field(
         default=10,
-        metadata={"help": "Trials of --hp_search; trial 0 is the configuration as given, the others vary it."},
+        metadata={
+            "help": "Trials of --hp_search; trial 0 is the configuration as given, the others vary it."
+        },
     )
     hp_space: str | None = field(
         default=None,
@@ -129,7 +131,9 @@ class TechniqueOptions:
                 f"--unfreeze_schedule must be one of {', '.join(UNFREEZE_SCHEDULES)} (got {self.unfreeze_schedule!r})."
             )
         if self.unfreeze_interval <= 0:
-            raise ConfigError(f"--unfreeze_interval must be a positive number of epochs (got {self.unfreeze_interval}).")
+            raise ConfigError(
+                f"--unfreeze_interval must be a positive number of epochs (got {self.unfreeze_interval})."
+            )
         if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
             raise ConfigError(f"--layer_decay must be in (0, 1], e.g. 0.75 (got {self.layer_decay}).")
         if self.head_learning_rate is not None and self.head_learning_rate <= 0:
@@ -153,4 +157,6 @@ class TechniqueOptions:
         if self.n_trials < 1:
             raise ConfigError(f"--n_trials must be at least 1 (got {self.n_trials}).")
         if self.hp_space and not self.hp_search:
-            raise ConfigError("--hp_space describes a search space: add --hp_search optuna, or drop --hp_space.")
+            raise ConfigError(
+                "--hp_space describes a search space: add --hp_search optuna, or drop --hp_space."
+            )

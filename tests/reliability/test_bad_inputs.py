@@ -566,6 +566,37 @@ CASES = [
         lambda env: {"method": "distill", "teacher": str(classifier_dir(env, "teacher", ["politics", "science", "sport"]))},
         DataError, "The teacher's classes don't match the data's: the data has tech that the teacher lacks; the teacher has science",
     ),
+    # training techniques (docs/techniques.md)
+    Case(
+        "class-weights-count-mismatch", "--class_weights with 2 weights for 3 classes", "Refused, listing the labels in weight order.",
+        lambda env: {"class_weights": "1,2"},
+        ConfigError, "--class_weights has 2 weight(s) but there are 3 labels; give one per label in this order: politics, sport, tech",
+    ),
+    Case(
+        "class-weights-not-numbers", "--class_weights heavy", "Refused: none, auto, effective or one number per label.",
+        lambda env: {"class_weights": "heavy"},
+        ConfigError, "--class_weights must be none, auto, effective or a comma-separated list of numbers",
+    ),
+    Case(
+        "early-stopping-without-evaluation", "--early_stopping_patience with --eval_strategy no", "Refused: evaluate by epoch or steps.",
+        lambda env: {"early_stopping_patience": 2, "eval_strategy": "no"},
+        ConfigError, "--early_stopping_patience compares evaluations, so it needs --eval_strategy epoch or steps",
+    ),
+    Case(
+        "best-metric-not-reported", "--metric_for_best_model naming a metric evaluation doesn't report", "Refused before training, listing the metrics.",
+        lambda env: {"early_stopping_patience": 2, "eval_strategy": "epoch", "save_strategy": "epoch", "metric_for_best_model": "eval_mse"},
+        ConfigError, "--metric_for_best_model eval_mse is not reported by single-label evaluation; use one of loss, accuracy",
+    ),
+    Case(
+        "unfreeze-schedule-with-lora", "--unfreeze_schedule gradual with --method lora", "Refused: schedules are for --method full.",
+        lambda env: {"method": "lora", "unfreeze_schedule": "gradual"},
+        ConfigError, "--unfreeze_schedule gradual works with --method full only (got lora)",
+    ),
+    Case(
+        "hp-space-misspelt-option", "an --hp_space file with a misspelt option", "Refused before the first trial, suggesting the option meant.",
+        lambda env: {"hp_search": "optuna", "n_trials": 2, "hp_space": env.csv("space.yaml", "learnig_rate: {low: 1.0e-5, high: 1.0e-3}\n")},
+        ConfigError, "Unknown option 'learnig_rate' in --hp_space",
+    ),
     # images
     Case(
         "image-corrupt", "a text file named .png", "Skipped and listed.",
