@@ -34,6 +34,7 @@ from .metrics import (
 )
 from .resolve import resolve_model
 from .tasks import get_task
+from .techniques.batchnorm import recalibrate_batchnorm, wants_recalibration
 from .techniques.class_weights import plan_class_loss
 from .techniques.dropout import override_dropout
 from .techniques.early_stopping import add_early_stopping, check_best_metric
@@ -214,8 +215,11 @@ def finetune(
     except pickle.UnpicklingError as error:  # a checkpoint file that isn't plain tensors: never unpickled
         raise unsafe_checkpoint_error(resume, error) if resume else error from None
     _raise_if_stopped(trainer, output_dir)
+    recalibrated = wants_recalibration(training_args, model_args.from_scratch) and recalibrate_batchnorm(
+        trainer
+    )
     metrics: dict[str, Any] = {**train_result.metrics, "train_samples": len(trainer.train_dataset)}
-    metrics.update(_final_eval_metrics(trainer))
+    metrics.update(trainer.evaluate() if recalibrated else _final_eval_metrics(trainer))
     metrics["eval_samples"] = len(tokenized["validation"])
     if data.labels.multi_label:
         metrics.update(_tune_threshold(trainer, model))

@@ -62,6 +62,14 @@ class TechniqueOptions:
             "drop_rate) with this value (default: the checkpoint's)."
         },
     )
+    recalibrate_batchnorm: bool | None = field(
+        default=None,
+        metadata={
+            "help": "After training, recompute the trained BatchNorm layers' running statistics with the "
+            "final weights over up to 100 training batches (auto: on with --from_scratch, where the moving "
+            "averages lag far behind the weights; off otherwise)."
+        },
+    )
     early_stopping_patience: int | None = field(
         default=None,
         metadata={
