@@ -138,7 +138,8 @@ def setup(args) -> dict:
     """What a saved run must share with this command to be reused (k, seeds and methods may differ)."""
     keys = ["model", "dataset", "steps", "batch_size", "test_size", "train_per_class", "student_layers"]
     keys += ["max_length"] if args.task == "text" else ["image_size"]
-    return {key: getattr(args, key) for key in keys} | {"lr": args.lr}
+    # from-scratch runs recompute BatchNorm statistics since hftl's recalibrate_batchnorm (older rows didn't)
+    return {key: getattr(args, key) for key in keys} | {"lr": args.lr, "scratch_batchnorm": "recalibrated"}
 
 
 def run_one(args, data: Path, method: str, k: int | None, seed: int, output_dir: Path, teacher=None) -> dict:

@@ -127,6 +127,8 @@ def test_tokenised_splits_are_cached_by_tokenizer_columns_and_length(tiny_bert_d
     raw = prepare_data(DataArguments(dataset=str(tmp_path / "data" / "train.csv")), task).splits
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
     lowered = AutoTokenizer.from_pretrained(tiny_bert_dir, do_lower_case=False)
+    extended = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    extended.add_tokens(["goalkeeper"])  # the same init settings, another vocabulary
 
     def tokenise(processor, max_length):
         splits = task.preprocess(raw, processor, ["text"], max_length, DataArguments())
@@ -136,8 +138,10 @@ def test_tokenised_splits_are_cached_by_tokenizer_columns_and_length(tiny_bert_d
     again, _ = tokenise(tokenizer, 8)
     longer, long_train = tokenise(tokenizer, 16)
     other, _ = tokenise(lowered, 8)
+    grown, _ = tokenise(extended, 8)
     assert first == again
     assert len(set(first.values())) == len(first)  # one key per split
     assert not set(first.values()) & set(longer.values())
     assert not set(first.values()) & set(other.values())
+    assert not set(first.values()) & set(grown.values())
     assert max(map(len, train["input_ids"])) == 8 < max(map(len, long_train["input_ids"]))

@@ -291,49 +291,68 @@ def test_from_scratch_recalibrates_batchnorm_statistics_for_the_final_weights(
     tiny_resnet, image_folder, tmp_path, monkeypatch
 ):
     """--from_scratch turns --recalibrate_batchnorm on: each trained BatchNorm's running mean becomes the
-    average of its input's batch means over the training batches, with the final weights; the weights
-    don't change; the saved model holds the new statistics; validation is scored with them."""
-    from transformers import AutoModelForImageClassification
+    average of its input's batch means over the full training batches, with the final weights; the
+    weights don't change; the saved model holds the new statistics; validation is scored with them. A
+    pretrained run leaves it off; a linear probe's frozen backbone keeps its statistics even when asked."""
+    from transformers import AutoModelForImageClassification, ResNetModel
 
     import hftl.api
     from hftl.techniques.batchnorm import recalibrate_batchnorm
 
-    weights_after_training = {}
+    calls = []
 
     def spy(trainer, **kwargs):
-        weights_after_training.update({n: p.detach().clone() for n, p in trainer.model.named_parameters()})
-        return recalibrate_batchnorm(trainer, **kwargs)
+        weights = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+        calls.append((weights, recalibrate_batchnorm(trainer, **kwargs)))
+        return calls[-1][1]
 
     monkeypatch.setattr(hftl.api, "recalibrate_batchnorm", spy)
     options = dict(
         task="image-classification", dataset=str(image_folder), learning_rate=5e-2, augment="none", **TINY
     )
-    result = finetune(model=tiny_resnet, from_scratch=True, output_dir=str(tmp_path / "scratch"), **options)
+    scored_at_the_end = {
+        **options,
+        "eval_strategy": "steps",
+        "eval_steps": TINY["max_steps"],
+    }  # stale unless redone
+    result = finetune(
+        model=tiny_resnet, from_scratch=True, output_dir=str(tmp_path / "scratch"), **scored_at_the_end
+    )
+    ((weights_after_training, batches),) = calls
     model = result.trainer.model.eval()
-    assert all(torch.equal(p, weights_after_training[n]) for n, p in model.named_parameters())
+    assert batches > 0 and all(torch.equal(p, weights_after_training[n]) for n, p in model.named_parameters())
     first = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     means = []
     hook = first.register_forward_pre_hook(lambda module, args: means.append(args[0].mean(dim=(0, 2, 3))))
     with torch.no_grad():  # the first BatchNorm's input depends on no BatchNorm
         for batch in result.trainer.get_train_dataloader():
-            model(pixel_values=batch["pixel_values"])
+            if (
+                len(batch["pixel_values"]) == TINY["per_device_train_batch_size"]
+            ):  # a short remainder is skipped
+                model(pixel_values=batch["pixel_values"])
     hook.remove()
+    assert len(means) == batches
     torch.testing.assert_close(first.running_mean, torch.stack(means).mean(0))
     assert result.metrics["eval_loss"] == pytest.approx(result.trainer.evaluate()["eval_loss"])
     saved = AutoModelForImageClassification.from_pretrained(result.output_dir)
     saved_first = next(m for m in saved.modules() if isinstance(m, torch.nn.BatchNorm2d))
     torch.testing.assert_close(saved_first.running_var, first.running_var)
 
-    weights_after_training.clear()  # pretrained weights: off unless asked; a frozen backbone: untouched
+    calls.clear()  # a pretrained run: off unless asked
     finetune(model=tiny_resnet, output_dir=str(tmp_path / "pretrained"), **options)
-    assert not weights_after_training
+    assert not calls
+    backbone = ResNetModel.from_pretrained(tiny_resnet)  # pretrained statistics a reset would lose
+    for norm in (m for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        norm.running_mean.uniform_(-1, 1)
+        norm.running_var.uniform_(0.5, 2)
+    pretrained = save_backbone(tmp_path / "pretrained-stats", backbone)
     probe = finetune(
-        model=tiny_resnet, method="linear-probe", recalibrate_batchnorm=True, output_dir=str(tmp_path / "probe"),
+        model=pretrained, method="linear-probe", recalibrate_batchnorm=True, output_dir=str(tmp_path / "probe"),
         **options,
     )  # fmt: skip
-    stock = AutoModelForImageClassification.from_pretrained(tiny_resnet)
+    assert [batches for _, batches in calls] == [0]  # nothing to recalibrate
     probe_norms = [m for m in probe.trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    stock_norms = [m for m in stock.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert weights_after_training and len(probe_norms) == len(stock_norms)
-    for trained, pretrained in zip(probe_norms, stock_norms, strict=True):
-        torch.testing.assert_close(trained.running_mean, pretrained.running_mean)
+    stock_norms = [m for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(probe_norms) == len(stock_norms) > 0
+    for trained, kept in zip(probe_norms, stock_norms, strict=True):
+        torch.testing.assert_close(trained.running_mean, kept.running_mean)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import ConfigError
+from ..techniques.batchnorm import FROZEN_STATISTICS
 from ._base import Method
 
 __all__ = ["LinearProbe"]
@@ -37,6 +38,7 @@ class LinearProbe(Method):
             in_head = any(name == head_name or name.startswith(head_name + ".") for head_name in head)
             if isinstance(module, nn.modules.batchnorm._BatchNorm) and not in_head:
                 module.register_forward_pre_hook(_eval_mode)
+                setattr(module, FROZEN_STATISTICS, True)  # --recalibrate_batchnorm leaves it alone
         return model
 
 

@@ -136,7 +136,7 @@ class TextClassification(Task):
                     batched=True,
                     remove_columns=input_columns,
                     desc="tokenising",
-                    new_fingerprint=Hasher.hash([split._fingerprint, transform]),
+                    new_fingerprint=transform and Hasher.hash([split._fingerprint, transform]),
                 )
                 for name, split in data.items()
             }
@@ -155,17 +155,44 @@ class TextClassification(Task):
         return DataCollatorWithPadding(processor, pad_to_multiple_of=pad_to_multiple_of)
 
 
-def _tokenize_fingerprint(processor, input_columns: list[str], max_length: int | None, tokenize) -> str:
+def _tokenize_fingerprint(
+    processor, input_columns: list[str], max_length: int | None, tokenize
+) -> str | None:
     """What the tokenised splits' cache key depends on besides the input split. ``datasets`` would pickle
     the whole tokenizer to hash the closure, once per split (~0.25 s each, every run); a fast tokenizer's
-    serialised pipeline says the same in a few milliseconds."""
+    serialised pipeline says the same in a few milliseconds. None (``datasets`` hashes as before) for a
+    tokenizer that can't be serialised, e.g. one with a custom pre-tokenizer."""
+    import tokenizers
+    import transformers
+
     backend = getattr(processor, "backend_tokenizer", None)
-    if backend is not None:  # without the truncation and padding state the previous call left in it
-        state = json.loads(backend.to_str())
-        pipeline = json.dumps({k: v for k, v in state.items() if k not in ("truncation", "padding")})
-    else:
-        pipeline = Hasher.hash(processor)
-    settings = repr(sorted((key, repr(value)) for key, value in processor.init_kwargs.items()))
+    try:
+        if backend is not None:  # without the truncation and padding state the previous call left in it
+            state = json.loads(backend.to_str())
+            pipeline = json.dumps({k: v for k, v in state.items() if k not in ("truncation", "padding")})
+        else:
+            pipeline = Hasher.hash(processor)
+    except Exception:  # noqa: BLE001 - any failure to serialise only costs the fast key
+        return None
+    where = (
+        "name_or_path",
+        "is_local",
+        "local_files_only",
+        "cache_dir",
+        "revision",
+        "token",
+    )  # not behaviour
+    settings = sorted((key, repr(value)) for key, value in processor.init_kwargs.items() if key not in where)
+    attributes = [repr(getattr(processor, name, None)) for name in _TOKENIZER_ATTRIBUTES]
+    versions = (transformers.__version__, tokenizers.__version__)
     return Hasher.hash(
-        [type(processor).__name__, pipeline, settings, input_columns, max_length, tokenize.__code__]
-    )
+        [type(processor).__name__, pipeline, settings, attributes, versions, input_columns, max_length,
+         _TRUNCATED, tokenize.__code__]
+    )  # fmt: skip
+
+
+# settable after loading, and each changes what __call__ returns
+_TOKENIZER_ATTRIBUTES = (
+    "truncation_side", "padding_side", "model_input_names", "split_special_tokens", "model_max_length",
+    "all_special_tokens", "added_tokens_encoder",
+)  # fmt: skip

@@ -15,21 +15,28 @@ from torch import nn
 
 from .._log import log
 
-__all__ = ["MAX_BATCHES", "trained_batchnorms", "recalibrate_batchnorm", "wants_recalibration"]
+__all__ = [
+    "FROZEN_STATISTICS",
+    "MAX_BATCHES",
+    "trained_batchnorms",
+    "recalibrate_batchnorm",
+    "wants_recalibration",
+]
 
 MAX_BATCHES = 100  # training batches averaged: enough for stable statistics, a bounded cost on big data
 _NOT_INPUTS = ("labels", "teacher_logits")  # batch columns the model's forward doesn't take
+FROZEN_STATISTICS = "hftl_frozen_statistics"  # set on a BatchNorm layer that always runs in eval mode
 
 
 def trained_batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    """The BatchNorm layers that trained: with running statistics and trainable scale and shift. A frozen
-    layer (a linear probe's backbone) keeps its pretrained statistics."""
+    """The BatchNorm layers whose running statistics training updated: all with running statistics
+    except those held in eval mode (a linear probe's frozen backbone keeps its pretrained statistics)."""
     return [
         module
         for module in model.modules()
         if isinstance(module, nn.modules.batchnorm._BatchNorm)
         and module.track_running_stats
-        and any(parameter.requires_grad for parameter in module.parameters())
+        and not getattr(module, FROZEN_STATISTICS, False)
     ]
 
 
@@ -41,8 +48,9 @@ def wants_recalibration(training_args, from_scratch: bool) -> bool:
 
 def recalibrate_batchnorm(trainer, max_batches: int = MAX_BATCHES) -> int:
     """Reset the trained BatchNorm layers' statistics and average them afresh (equal weight per batch)
-    over up to ``max_batches`` training batches, forward passes only; with several processes, the
-    processes' averages are averaged. Returns the number of batches (0: no BatchNorm layer trained)."""
+    over up to ``max_batches`` full training batches (a shorter remainder is skipped), forward passes
+    only; with several processes, the processes' averages are averaged. Returns the number of batches
+    (0: no BatchNorm layer trained)."""
     model = trainer.model
     norms = trained_batchnorms(model)
     if not norms:
@@ -55,15 +63,20 @@ def recalibrate_batchnorm(trainer, max_batches: int = MAX_BATCHES) -> int:
     model.eval()  # dropout off; only the recalibrated layers normalise by batch statistics
     for norm in norms:
         norm.train()
-    batches = 0
+    batches, full_size = 0, None
     try:
         with torch.no_grad():
             for batch in trainer.get_train_dataloader():
+                inputs = {key: value for key, value in batch.items() if key not in _NOT_INPUTS}
+                size = len(next(iter(inputs.values())))
+                full_size = full_size or size
+                if size < full_size:  # a short remainder would weigh as much as a full batch
+                    continue
+                with trainer.autocast_smart_context_manager():
+                    model(**inputs)
+                batches += 1
                 if batches == max_batches:
                     break
-                with trainer.autocast_smart_context_manager():
-                    model(**{key: value for key, value in batch.items() if key not in _NOT_INPUTS})
-                batches += 1
     finally:
         for norm, momentum in zip(norms, momenta, strict=True):
             norm.momentum = momentum

@@ -160,14 +160,14 @@ def _run_trial(finetune, arguments: tuple, params: dict, out: Path, log_file: Pa
 def run_search(arguments: tuple, callbacks=None):
     """Run ``n_trials`` finetune() trials proposed by optuna's TPE sampler seeded with ``seed``; return the
     best trial's :class:`hftl.FinetuneResult` (its model stays in its trial folder) with ``search_dir``."""
+    from .. import api
+
+    training_args = arguments[3]
+    space, keys, direction, root = _preflight(arguments)  # bad input first, then the missing package
     try:
         import optuna
     except ImportError:
         raise ConfigError(INSTALL_HINT) from None
-    from .. import api
-
-    training_args = arguments[3]
-    space, keys, direction, root = _preflight(arguments)
     folder, trials_dir = root / SEARCH_DIR, root / TRIALS_DIR
     n_trials, epochs = training_args.n_trials, centers(arguments)[1]
     verbosity = optuna.logging.get_verbosity()
