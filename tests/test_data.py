@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -117,7 +118,7 @@ def test_mapping_labels_and_multi_hot_vectors_are_one_line(tmp_path):
         prepare(path)
 
 
-def test_tokenised_splits_are_cached_by_tokenizer_columns_and_length(tiny_bert_dir, tmp_path):
+def test_tokenised_splits_are_cached_by_tokenizer_and_length(tiny_bert_dir, tmp_path, monkeypatch):
     """hftl keys the tokenised cache itself (hashing the whole tokenizer per split is slow): a second run
     reuses it, and a change of max_length or tokenizer settings does not."""
     from transformers import AutoTokenizer
@@ -145,3 +146,13 @@ def test_tokenised_splits_are_cached_by_tokenizer_columns_and_length(tiny_bert_d
     assert not set(first.values()) & set(other.values())
     assert not set(first.values()) & set(grown.values())
     assert max(map(len, train["input_ids"])) == 8 < max(map(len, long_train["input_ids"]))
+
+    # a tokenizer that can't be serialised gets no hftl key: datasets hashes it as before
+    import hftl.tasks.text_classification as text_task
+
+    unserialisable = SimpleNamespace(backend_tokenizer=SimpleNamespace(to_str=lambda: 1 / 0))
+    assert text_task._tokenize_fingerprint(unserialisable, ["text"], 8, tokenise) is None
+    monkeypatch.setattr(text_task, "_tokenize_fingerprint", lambda *args: None)
+    fallback, fallback_train = tokenise(tokenizer, 8)
+    assert fallback == tokenise(tokenizer, 8)[0] != first
+    assert fallback_train["input_ids"] == train["input_ids"]

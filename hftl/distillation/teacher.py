@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import AutoConfig, PretrainedConfig
 
+from .._batch import model_inputs
 from .._log import log
 from ..errors import ConfigError, ModelNotFoundError
 from ..resolve import resolve_model
@@ -103,9 +104,7 @@ def teacher_logits(teacher, dataset, collator, batch_size: int, device, dtype=No
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator)
     chunks = []
     for batch in loader:
-        inputs = {
-            key: value.to(device) for key, value in batch.items() if key not in ("labels", "teacher_logits")
-        }
+        inputs = model_inputs(batch, device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             chunks.append(teacher(**inputs).logits.float().cpu())
     return torch.cat(chunks).numpy()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .._batch import model_inputs
 from .._log import log
 from ..distillation.student import check_student_layers, layer_count_attribute, truncate_layers
 from ..distillation.teacher import find_teacher, load_teacher, teacher_label_names, teacher_logits
@@ -216,9 +217,7 @@ def inference_latency(model, batch: dict, device, repeats: int = 5) -> float:
 
     was_training = model.training
     model.eval()
-    inputs = {
-        key: value.to(device) for key, value in batch.items() if key not in ("labels", "teacher_logits")
-    }
+    inputs = model_inputs(batch, device)
     model(**inputs)
     times = []
     for _ in range(repeats):

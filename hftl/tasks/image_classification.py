@@ -14,6 +14,7 @@ from PIL import ImageOps
 from torchvision.transforms import v2
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
+from .._batch import TARGET_COLUMNS
 from .._log import log
 from .._runtime import default_dataloader_workers
 from ..config import DataArguments, ModelArguments
@@ -252,7 +253,7 @@ class ImageClassification(Task):
     def collator(self, processor, pad_to_multiple_of: int | None):
         def collate(rows):
             batch = {"pixel_values": torch.stack([row["pixel_values"] for row in rows])}
-            for key in ("labels", "teacher_logits"):
+            for key in TARGET_COLUMNS:
                 if key in rows[0]:
                     batch[key] = torch.tensor([row[key] for row in rows])
             return batch

@@ -136,7 +136,7 @@ class TextClassification(Task):
                     batched=True,
                     remove_columns=input_columns,
                     desc="tokenising",
-                    new_fingerprint=transform and Hasher.hash([split._fingerprint, transform]),
+                    new_fingerprint=Hasher.hash([split._fingerprint, transform]) if transform else None,
                 )
                 for name, split in data.items()
             }
@@ -174,14 +174,8 @@ def _tokenize_fingerprint(
             pipeline = Hasher.hash(processor)
     except Exception:  # noqa: BLE001 - any failure to serialise only costs the fast key
         return None
-    where = (
-        "name_or_path",
-        "is_local",
-        "local_files_only",
-        "cache_dir",
-        "revision",
-        "token",
-    )  # not behaviour
+    # where it was loaded from, not what it does: the same tokenizer from another folder keeps its key
+    where = ("name_or_path", "is_local", "local_files_only", "cache_dir", "revision", "token")
     settings = sorted((key, repr(value)) for key, value in processor.init_kwargs.items() if key not in where)
     attributes = [repr(getattr(processor, name, None)) for name in _TOKENIZER_ATTRIBUTES]
     versions = (transformers.__version__, tokenizers.__version__)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._batch import model_inputs
 from .._log import log
 
 __all__ = [
@@ -24,7 +25,6 @@ __all__ = [
 ]
 
 MAX_BATCHES = 100  # training batches averaged: enough for stable statistics, a bounded cost on big data
-_NOT_INPUTS = ("labels", "teacher_logits")  # batch columns the model's forward doesn't take
 FROZEN_STATISTICS = "hftl_frozen_statistics"  # set on a BatchNorm layer that always runs in eval mode
 
 
@@ -42,7 +42,7 @@ def trained_batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm
 
 def wants_recalibration(training_args, from_scratch: bool) -> bool:
     """On when asked; on auto (unset), with ``--from_scratch``, whose statistics lag the most."""
-    asked = getattr(training_args, "recalibrate_batchnorm", None)
+    asked = training_args.recalibrate_batchnorm
     return from_scratch if asked is None else asked
 
 
@@ -67,7 +67,7 @@ def recalibrate_batchnorm(trainer, max_batches: int = MAX_BATCHES) -> int:
     try:
         with torch.no_grad():
             for batch in trainer.get_train_dataloader():
-                inputs = {key: value for key, value in batch.items() if key not in _NOT_INPUTS}
+                inputs = model_inputs(batch)
                 size = len(next(iter(inputs.values())))
                 full_size = full_size or size
                 if size < full_size:  # a short remainder would weigh as much as a full batch
