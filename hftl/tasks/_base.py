@@ -159,9 +159,8 @@ class Task:
         if wrong:
             name, shape, need = wrong[0]
             raise ModelNotFoundError(
-                f"The weights in '{path}' don't fit its config.json: {len(wrong)} backbone tensors differ (e.g. "
-                f"{name} is {shape} in the file, the config makes {need}); the config and weights come from "
-                "different models: save both with save_pretrained, or fix config.json."
+                f"The weights in '{path}' don't fit its config.json ({len(wrong)} backbone tensors differ, e.g. "
+                f"{name}: {shape} in the file, {need} from the config); save both with save_pretrained."
             )
         if not matched:
             raise ModelNotFoundError(
