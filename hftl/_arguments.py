@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ._option_checks import check_options, coerce_value
 from .errors import ConfigError
-from .parser import ARGUMENT_CLASSES, build_dataclass, did_you_mean, make_parser
+from .parser import ARGUMENT_CLASSES, build_dataclass, did_you_mean, field_owners, make_parser
 
 __all__ = ["collect_arguments", "init_values"]
 
@@ -26,20 +27,24 @@ def collect_arguments(dataclass_args: dict, options: dict) -> tuple:
             if hasattr(instance, name)
         }
         values.update(parsed)
-    field_owner = {f.name: cls for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls) if f.init}
+    field_owner = field_owners()
     for name in options:
         if name not in field_owner:
             raise ConfigError(
                 f"finetune() got an unknown option '{name}'.{did_you_mean(name, list(field_owner))} "
                 "Options are the fields of ModelArguments, DataArguments, MethodArguments and TrainingArguments."
             )
-    values.update(options)
+    values.update(
+        {name: coerce_value(field_owner[name], name, value, "finetune()") for name, value in options.items()}
+    )
     built = []
     for cls, given in zip(ARGUMENT_CLASSES, dataclass_args.values(), strict=True):
         own = {name: value for name, value in values.items() if field_owner[name] is cls}
         if given is not None:
             if own:
                 given = build_dataclass(cls, {**init_values(given), **own})
+            else:  # an instance changed after it was built skipped __post_init__'s checks
+                check_options(given)
             built.append(given)
         else:
             built.append(build_dataclass(cls, own))

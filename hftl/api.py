@@ -14,6 +14,7 @@ from transformers import Trainer, TrainerCallback, set_seed
 
 from ._arguments import collect_arguments
 from ._log import log
+from ._option_checks import check_room_for_text
 from ._output import check_free_space, prepare_output_dir, write_run_files
 from ._resume import check_same_run, record_run, run_identity
 from ._runtime import use_all_cpu_cores
@@ -161,6 +162,7 @@ def finetune(
     override_dropout(config, training_args.dropout)  # the config the model is built from
     learning_rate_given = training_args.learning_rate is not None  # else --find_lr's suggestion is used
     max_length = _resolve_auto_settings(task, method, data, data_args, training_args, processor, config)
+    check_room_for_text(processor, max_length, data.input_columns)  # needs the tokenizer's special tokens
     skeleton = task.model_skeleton(config, model_args)
     task.check_weights(resolved.path, skeleton, model_args)  # a backbone that doesn't fit its config
     method.preflight(skeleton, method_args, processor=processor, data_args=data_args, task=task)

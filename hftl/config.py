@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._option_checks import check_options
 from .errors import ConfigError
 from .training_args import HftlTrainingArguments  # its own module; importable from here as before
 
@@ -175,31 +176,16 @@ class DataArguments:
     def __post_init__(self):
         if isinstance(self.text_column, (list, tuple)):  # YAML lists and Python lists are welcome too
             self.text_column = ",".join(self.text_column)
-        for name in ("validation_split_size", "test_split_size"):
-            value = getattr(self, name)
-            if not 0.0 < value < 1.0:
-                raise ConfigError(f"--{name} must be a fraction between 0 and 1 (got {value}).")
+        check_options(self)  # each numeric option against its range (hftl/_option_checks.py)
         if self.validation_split_size + self.test_split_size >= 1.0:
             raise ConfigError(
                 "--validation_split_size plus --test_split_size must leave some data to train on "
                 f"(got {self.validation_split_size} + {self.test_split_size})."
             )
-        if not 0.0 < self.label_fraction <= 1.0:
-            raise ConfigError(f"--label_fraction must be in (0, 1] (got {self.label_fraction}).")
-        if self.samples_per_class is not None and self.samples_per_class < 1:
-            raise ConfigError(
-                f"--samples_per_class must be at least 1 (got {self.samples_per_class}); leave it unset to use all."
-            )
         if self.samples_per_class is not None and self.label_fraction < 1.0:
             raise ConfigError(
                 "--samples_per_class and --label_fraction both choose the labelled training rows; give one of them."
             )
-        if self.max_length is not None and self.max_length < 1:
-            raise ConfigError(f"--max_length must be a positive number of tokens (got {self.max_length}).")
-        for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"--{name} must be at least 1 (got {value}); leave it unset to use all.")
 
     @property
     def text_columns(self) -> list[str] | None:
@@ -302,16 +288,7 @@ class MethodArguments:
         if isinstance(self.lora_target_modules, (list, tuple)):
             self.lora_target_modules = ",".join(self.lora_target_modules)
         self.method = self.method.strip().lower().replace("_", "-")
-        if not 0.0 <= self.distill_alpha <= 1.0:
-            raise ConfigError(f"--distill_alpha must be in [0, 1] (got {self.distill_alpha}).")
-        if self.distill_temperature <= 0:
-            raise ConfigError(f"--distill_temperature must be positive (got {self.distill_temperature}).")
-        if self.student_layers is not None and self.student_layers < 1:
-            raise ConfigError(f"--student_layers must be at least 1 (got {self.student_layers}).")
-        if self.lora_r < 1:
-            raise ConfigError(f"--lora_r must be a positive rank (got {self.lora_r}).")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise ConfigError(f"--lora_dropout must be in [0, 1) (got {self.lora_dropout}).")
+        check_options(self)  # each numeric option against its range (hftl/_option_checks.py)
 
     @property
     def lora_targets(self) -> list[str] | None:

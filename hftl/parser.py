@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from transformers import HfArgumentParser
 
+from ._option_checks import coerce_value
 from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 from .errors import ConfigError
 
@@ -108,7 +109,9 @@ class HftlArgumentParser(HfArgumentParser):
             where = f" (line {line + 1})" if line is not None else ""
             raise ConfigError(f"Config file '{path}' is not valid YAML{where}; fix the syntax.") from None
         if not isinstance(values, dict):
-            raise ConfigError(f"Config file '{path}' must be a mapping of option: value.")
+            raise ConfigError(
+                f"Config file '{path}' must be a mapping of option: value, one a line (got a {type(values).__name__})."
+            )
         known = self.option_names()
         for key in values:
             if key not in known:
@@ -116,7 +119,11 @@ class HftlArgumentParser(HfArgumentParser):
                     f"Unknown key '{key}' in config file '{path}'.{did_you_mean(str(key), known)} "
                     "Keys are the command-line option names without dashes."
                 )
-        return values
+        owner = field_owners(self.dataclass_types)
+        return {  # argparse converts only text defaults; a list or mapping would reach the dataclass as is
+            key: coerce_value(owner[key], key, value, f"Config file '{path}'") if key in owner else value
+            for key, value in values.items()
+        }
 
     def _to_dataclasses(self, namespace: argparse.Namespace) -> tuple:
         values = vars(namespace)
@@ -124,6 +131,11 @@ class HftlArgumentParser(HfArgumentParser):
             build_dataclass(dtype, {f.name: values[f.name] for f in dataclasses.fields(dtype) if f.init})
             for dtype in self.dataclass_types
         )
+
+
+def field_owners(dataclass_types=ARGUMENT_CLASSES) -> dict[str, type]:
+    """Option name -> the dataclass that holds it."""
+    return {f.name: cls for cls in dataclass_types for f in dataclasses.fields(cls) if f.init}
 
 
 def build_dataclass(dtype, values: dict):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
-from .errors import ConfigError
+from ._option_checks import check_options
 from .techniques.options import TechniqueOptions
 
 __all__ = ["HftlTrainingArguments"]
@@ -99,6 +99,8 @@ class HftlTrainingArguments(TrainingArguments, TechniqueOptions):
     )
 
     def __post_init__(self):
+        # each numeric option against its range (hftl/_option_checks.py), before stock checks see them
+        check_options(self)
         # resolved for this machine: left out of hftl_config.yaml, so a rerun elsewhere resolves them anew
         self.machine_resolved = {"bf16"} if self.bf16 is None else set()
         if self.bf16 is None:
@@ -112,10 +114,6 @@ class HftlTrainingArguments(TrainingArguments, TechniqueOptions):
             self.dataloader_pin_memory = False
             self.machine_resolved.add("dataloader_pin_memory")
         self.check_techniques()
-        if self.learning_rate is not None and self.learning_rate <= 0:
-            raise ConfigError(f"--learning_rate must be positive (got {self.learning_rate}).")
-        if self.num_train_epochs is not None and self.num_train_epochs <= 0 and self.max_steps <= 0:
-            raise ConfigError(f"--num_train_epochs must be positive (got {self.num_train_epochs}).")
         auto_output_dir = self.output_dir is None
         # the task resolves it (adjust_training_args); stock validation needs an int meanwhile
         self.auto_dataloader_workers = self.dataloader_num_workers is None

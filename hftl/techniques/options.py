@@ -2,7 +2,8 @@
 LR finder, hyperparameter search) as fields of :class:`hftl.HftlTrainingArguments`.
 
 They live on the training arguments so that every entry point (command line, YAML, ``finetune(**kw)``)
-takes them without new plumbing; each is validated here, before any compute.
+takes them without new plumbing; each is validated before any compute (numeric ranges in
+``hftl/_option_checks.py``, the rest here).
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ class TechniqueOptions:
     layer_decay: float | None = field(
         default=None,
         metadata={
-            "help": "Layer-wise learning-rate decay, e.g. 0.75: the top layer trains at --learning_rate, "
-            "each layer below at this factor times the one above, embeddings/stem lowest (off when unset)."
+            "help": "Layer-wise learning-rate decay in (0, 1], e.g. 0.75: what sits above the layer stack "
+            "(pooler, final norm) trains at --learning_rate, the top layer at this factor times it, each "
+            "layer below at this factor times the one above, the embeddings/stem lowest (factor^(L+1)); the "
+            "new head at --head_learning_rate (off when unset)."
         },
     )
     head_learning_rate: float | None = field(
@@ -133,37 +136,16 @@ class TechniqueOptions:
             self.ddp_find_unused_parameters = True
 
     def check_techniques(self) -> None:
-        """Refuse impossible values in one line each (called from ``__post_init__``)."""
+        """Refuse impossible values in one line each (called from ``__post_init__``; the numeric ranges
+        are checked before, from the table in ``hftl/_option_checks.py``)."""
         if self.unfreeze_schedule not in UNFREEZE_SCHEDULES:
             raise ConfigError(
                 f"--unfreeze_schedule must be one of {', '.join(UNFREEZE_SCHEDULES)} (got {self.unfreeze_schedule!r})."
             )
-        if self.unfreeze_interval <= 0:
-            raise ConfigError(
-                f"--unfreeze_interval must be a positive number of epochs (got {self.unfreeze_interval})."
-            )
-        if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
-            raise ConfigError(f"--layer_decay must be in (0, 1], e.g. 0.75 (got {self.layer_decay}).")
-        if self.head_learning_rate is not None and self.head_learning_rate <= 0:
-            raise ConfigError(f"--head_learning_rate must be positive (got {self.head_learning_rate}).")
-        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"--dropout must be a probability in [0, 1) (got {self.dropout}).")
-        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
-            raise ConfigError(
-                f"--early_stopping_patience must be at least 1 evaluation (got {self.early_stopping_patience})."
-            )
         # the count per label is checked once the labels are known
         self.class_weights = normalise_class_weights(self.class_weights)
-        if not 0.0 <= self.label_smoothing_factor < 1.0:
-            raise ConfigError(
-                f"--label_smoothing_factor must be in [0, 1), e.g. 0.1 (got {self.label_smoothing_factor})."
-            )
         align_for_early_stopping(self)  # before TrainingArguments' own checks of the options it sets
-        if self.find_lr_steps < 10:
-            raise ConfigError(f"--find_lr_steps must be at least 10 (got {self.find_lr_steps}).")
         self._check_sharded_switches()
-        if self.n_trials < 1:
-            raise ConfigError(f"--n_trials must be at least 1 (got {self.n_trials}).")
         if self.hp_space and not self.hp_search:
             raise ConfigError(
                 "--hp_space describes a search space: add --hp_search optuna, or drop --hp_space."

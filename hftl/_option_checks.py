@@ -1,0 +1,241 @@
+"""Range checks for every numeric option, from one table (field -> rule), and type checks for values
+that come from YAML or ``finetune(**kwargs)`` rather than through argparse.
+
+Stock ``TrainingArguments`` accepts a batch size of 0, a NaN learning rate or a negative seed; they only
+fail once the model is built, as a traceback from torch or numpy. Here each is one line, raised from the
+dataclasses' ``__post_init__`` (so every entry point checks it) before anything is loaded. The message
+follows peft's config checks: the option, what it must be, what it got.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["OPTION_RULES", "Rule", "check_options", "coerce_value", "check_room_for_text"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What an option's value must be.
+
+    Args:
+        allowed: The allowed values in words, completing "--name must be ...".
+        accepts: Whether a (finite) number is allowed.
+        whole: Whole numbers only.
+        unset: What leaving the option unset does, where it can be (``" to keep every checkpoint"``).
+    """
+
+    allowed: str
+    accepts: Callable[[float], bool]
+    whole: bool = False
+    unset: str = ""
+
+    def named(self, allowed: str, unset: str = "") -> Rule:
+        """The same rule, worded for one option (``a positive rank``; ``unset``: what leaving it unset does)."""
+        return dataclasses.replace(self, allowed=allowed, unset=unset)
+
+
+def _steps(low_ok: bool) -> Callable[[float], bool]:
+    # TrainingArguments reads a value below 1 as a fraction of the run and truncates nothing above it
+    return lambda v: (0 <= v if low_ok else 0 < v) and (v < 1 or v == int(v))
+
+
+AT_LEAST_1 = Rule("at least 1", lambda v: v >= 1, whole=True)
+AT_LEAST_0 = Rule("at least 0", lambda v: v >= 0, whole=True)
+ALL_OR_AT_MOST = AT_LEAST_1.named("at least 1", unset=" to use all")
+SEED = Rule("a whole number from 0 to 4294967295", lambda v: 0 <= v < 2**32, whole=True)  # numpy's range
+POSITIVE = Rule("positive", lambda v: v > 0)
+NON_NEGATIVE = Rule("0 or more", lambda v: v >= 0)
+PROBABILITY = Rule("a probability in [0, 1)", lambda v: 0 <= v < 1)
+FRACTION = Rule("a fraction between 0 and 1, both excluded", lambda v: 0 < v < 1)
+SHARE = Rule("in (0, 1]", lambda v: 0 < v <= 1)
+WEIGHT = Rule("in [0, 1]", lambda v: 0 <= v <= 1)
+STEPS = Rule("a whole number of steps >= 1, or a fraction of the run in (0, 1)", _steps(low_ok=False))
+WARMUP = Rule("a whole number of steps >= 0, or a fraction of the run in [0, 1)", _steps(low_ok=True))
+
+# every int/float field of ModelArguments, DataArguments, MethodArguments and HftlTrainingArguments
+# (tests/test_parser.py fails when a new numeric field has no rule); None passes where the field allows it
+OPTION_RULES: dict[str, Rule] = {
+    # DataArguments
+    "image_size": AT_LEAST_1.named("a positive number of pixels, at least 1"),
+    "max_bad_image_fraction": WEIGHT,
+    "max_length": AT_LEAST_1.named("a positive number of tokens, at least 1"),
+    "validation_split_size": FRACTION,
+    "test_split_size": FRACTION,
+    "split_seed": SEED,
+    "label_fraction": SHARE,
+    "samples_per_class": ALL_OR_AT_MOST,
+    "max_train_samples": ALL_OR_AT_MOST,
+    "max_eval_samples": ALL_OR_AT_MOST,
+    "max_test_samples": ALL_OR_AT_MOST,
+    # MethodArguments
+    "student_layers": AT_LEAST_1,
+    "distill_alpha": WEIGHT,
+    "distill_temperature": POSITIVE,
+    "distill_hidden_weight": NON_NEGATIVE,
+    "lora_r": AT_LEAST_1.named("a positive rank, at least 1"),
+    "lora_alpha": AT_LEAST_1,
+    "lora_dropout": PROBABILITY,
+    # TechniqueOptions
+    "unfreeze_interval": POSITIVE.named("a positive number of epochs"),
+    "layer_decay": SHARE.named("in (0, 1], e.g. 0.75"),
+    "head_learning_rate": POSITIVE,
+    "dropout": PROBABILITY,
+    "early_stopping_patience": AT_LEAST_1.named("at least 1 evaluation"),
+    "early_stopping_threshold": NON_NEGATIVE,
+    "find_lr_steps": Rule("at least 10", lambda v: v >= 10, whole=True),
+    "n_trials": AT_LEAST_1,
+    # TrainingArguments
+    "per_device_train_batch_size": AT_LEAST_1,
+    "per_device_eval_batch_size": AT_LEAST_1,
+    "gradient_accumulation_steps": AT_LEAST_1,
+    "eval_accumulation_steps": AT_LEAST_1,
+    "learning_rate": POSITIVE,
+    "weight_decay": NON_NEGATIVE,
+    "adam_beta1": PROBABILITY.named("in [0, 1)"),
+    "adam_beta2": PROBABILITY.named("in [0, 1)"),
+    "adam_epsilon": POSITIVE,
+    "max_grad_norm": NON_NEGATIVE.named("0 (no clipping) or more"),
+    "num_train_epochs": POSITIVE,
+    "max_steps": Rule(
+        "a whole number of steps >= 1, or -1 to train for --num_train_epochs",
+        lambda v: v == -1 or v >= 1,
+        whole=True,
+    ),
+    "warmup_steps": WARMUP,
+    "label_smoothing_factor": PROBABILITY.named("in [0, 1), e.g. 0.1"),
+    "neftune_noise_alpha": POSITIVE,
+    "torch_empty_cache_steps": AT_LEAST_1,
+    "logging_steps": STEPS,
+    "eval_steps": STEPS,
+    "eval_delay": NON_NEGATIVE,
+    "save_steps": STEPS,
+    "save_total_limit": AT_LEAST_1.named("at least 1", unset=" to keep every checkpoint"),
+    "seed": SEED,
+    "data_seed": SEED,
+    "dataloader_num_workers": AT_LEAST_0,
+    "dataloader_prefetch_factor": AT_LEAST_1,
+    "ddp_bucket_cap_mb": AT_LEAST_1,
+    "ddp_timeout": AT_LEAST_1.named("a positive number of seconds"),
+    "local_rank": Rule("-1 or a process index", lambda v: v >= -1, whole=True),
+}
+
+# str fields that also take a list of names (joined with commas)
+_LIST_OK = {"text_column", "lora_target_modules"}
+
+
+@cache
+def _kinds(cls: type) -> dict[str, tuple[set, bool]]:
+    """Field name -> (the scalar types it takes: some of int, float, bool, str; empty when it takes
+    containers too, so it is left to the dataclass), whether None is allowed."""
+    hints = typing.get_type_hints(cls)
+    kinds = {}
+    for field in dataclasses.fields(cls):
+        hint = hints.get(field.name, Any)
+        members = (
+            typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        )
+        optional = type(None) in members
+        named = [str if isinstance(m, type) and issubclass(m, enum.Enum) else m for m in members]
+        scalars = {m for m in named if m is not type(None)}
+        if not scalars <= {int, float, bool, str}:  # dict, list, Literal, ...: the dataclass decides
+            scalars = set()
+        kinds[field.name] = (scalars, optional)
+    return kinds
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _number_error(name: str, value: Any, whole: bool) -> str | None:
+    """Why ``value`` can't be the number ``--name`` takes, or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"--{name} must be a {'whole number' if whole else 'number'} (got {_shown(value)})."
+    if not math.isfinite(value):
+        return f"--{name} must be a finite number (got {value})."
+    if whole and value != int(value):
+        return f"--{name} must be a whole number (got {value})."
+    return None
+
+
+def check_options(instance) -> None:
+    """Refuse any numeric option of ``instance`` (one of hftl's argument dataclasses) outside its rule."""
+    kinds = _kinds(type(instance))
+    for name, (scalars, optional) in kinds.items():
+        rule = OPTION_RULES.get(name)
+        if rule is None:
+            continue
+        value = getattr(instance, name, None)
+        if value is None and optional:
+            continue
+        problem = _number_error(name, value, whole=rule.whole or float not in scalars)
+        if problem is None and not rule.accepts(value):
+            unset = f", or left unset{rule.unset}" if optional else ""
+            problem = f"--{name} must be {rule.allowed} (got {_shown(value)}){unset}."
+        if problem:
+            raise ConfigError(problem)
+
+
+def coerce_value(cls: type, name: str, value: Any, where: str) -> Any:
+    """``value`` for field ``name`` of ``cls`` as the field's type, converting text the way the command
+    line would (``'2e-5'``, which PyYAML leaves a string, becomes 2e-05); a value of the wrong shape is
+    refused in one line starting with ``where`` (the config file, or ``finetune()``)."""
+    scalars, optional = _kinds(cls)[name]
+    if not scalars or (value is None and optional):
+        return value
+    if name in _LIST_OK and isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return value
+    if isinstance(value, enum.Enum) and str in scalars:
+        return value
+    if int in scalars or float in scalars:
+        whole = float not in scalars
+        if isinstance(value, str):
+            try:
+                value = int(value) if whole else float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):  # ranges: check_options
+            kind = "a whole number" if whole else "a number"
+            if isinstance(value, str) and not whole:
+                kind += " (write floats as 2.0e-5)"
+            raise ConfigError(f"{where}: {name} must be {kind}, not {_shown(value)}.")
+        return value
+    if bool in scalars:
+        if not isinstance(value, (bool, str)):
+            raise ConfigError(f"{where}: {name} must be true or false, not {_shown(value)}.")
+        return value
+    if isinstance(value, bool):  # YAML reads an unquoted no/yes/off/on as a boolean
+        raise ConfigError(
+            f"{where}: {name} must be text, not {value}; quote the value (e.g. '{name}: \"no\"')."
+        )
+    if isinstance(value, (int, float)):
+        return str(value)
+    if not isinstance(value, str):
+        listed = " (a name, or a list of names)" if name in _LIST_OK else ""
+        raise ConfigError(f"{where}: {name} must be a single value{listed}, not {_shown(value)}.")
+    return value
+
+
+def check_room_for_text(processor, max_length: int | None, input_columns: list[str]) -> None:
+    """Refuse a ``--max_length`` that the tokenizer's special tokens fill on their own (truncation would
+    leave ``[CLS] [SEP]`` and no text, or not truncate at all)."""
+    count = getattr(processor, "num_special_tokens_to_add", None)
+    if max_length is None or count is None:
+        return
+    special = count(pair=len(input_columns) > 1)
+    if max_length <= special:
+        raise ConfigError(
+            f"--max_length {max_length} leaves no room for text: the tokenizer adds {special} special tokens "
+            f"to each example; give at least {special + 1}, or leave it unset for the model maximum."
+        )
