@@ -12,6 +12,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trai
 
 from hftl import finetune
 
+from .test_image import TINY, image_folder, tiny_resnet  # noqa: F401 - the fixtures
+
 
 class Snapshot(TrainerCallback):
     """Parameter values at the start of training, by name."""
@@ -84,6 +86,55 @@ def test_lora_trains_adapters_and_head_and_saves_both(tiny_options, tiny_bert_di
     adapted = PeftModel.from_pretrained(base, out / "adapter").eval()
     with torch.no_grad():
         torch.testing.assert_close(merged(**batch).logits, adapted(**batch).logits, atol=1e-5, rtol=0)
+
+
+def check_lora_on_pointwise_convs(model, before: dict[str, torch.Tensor]) -> None:
+    """LoRA in a CNN, as docs/methods.md says: adapters on exactly the 1x1 ungrouped convolutions (none
+    on 3x3 or depthwise ones), every adapter's B matrix moved in training, and every other tensor
+    (parameters and buffers, ``before`` is a state_dict) bit-equal unless peft's modules_to_save
+    (head, BatchNorm) holds it."""
+    from peft.tuners.lora import LoraLayer
+
+    adapted = {name: layer for name, layer in model.named_modules() if isinstance(layer, LoraLayer)}
+    assert adapted, "no LoRA layers"
+    for name, layer in adapted.items():
+        base = layer.get_base_layer()
+        assert isinstance(base, torch.nn.Conv2d) and base.kernel_size == (1, 1) and base.groups == 1, name
+    plain_convs = [
+        module
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Conv2d) and not any(name.startswith(a + ".") for a in adapted)
+    ]
+    assert plain_convs and all(c.kernel_size != (1, 1) or c.groups != 1 for c in plain_convs)
+    after = model.state_dict()
+    moved = {name for name, tensor in before.items() if not torch.equal(tensor, after[name].detach().cpu())}
+    lora_b = {name for name in before if ".lora_B." in name}
+    assert len(lora_b) == len(adapted) and lora_b <= moved
+    assert all("lora_" in name or "modules_to_save" in name for name in moved), moved
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and not frozen & moved
+
+
+class StateSnapshot(TrainerCallback):
+    """The state_dict (parameters and buffers) at the start of training, on the CPU."""
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.before = {name: t.detach().cpu().clone() for name, t in model.state_dict().items()}
+
+
+def test_lora_on_an_hf_resnet_adapts_exactly_the_pointwise_convs(tiny_resnet, image_folder, tmp_path):  # noqa: F811
+    snapshot = StateSnapshot()
+    result = finetune(
+        task="image-classification",
+        model=tiny_resnet,
+        dataset=str(image_folder),
+        method="lora",
+        output_dir=str(tmp_path / "out"),
+        callbacks=[snapshot],
+        learning_rate=1e-2,
+        **TINY,
+    )
+    check_lora_on_pointwise_convs(result.trainer.model, snapshot.before)
 
 
 def test_lora_without_merge_keeps_only_the_adapter(tiny_options):

@@ -12,34 +12,35 @@ import torch
 from hftl import ConfigError, ModelNotFoundError, finetune
 
 from .test_image import TINY, image_folder, pipeline_labels  # noqa: F401 - the fixture
+from .test_methods import StateSnapshot, check_lora_on_pointwise_convs
 
 timm = pytest.importorskip("timm")
 ARCH = "test_efficientnet"  # timm's own tiny test model (100k parameters)
 TIMM = dict(TINY, image_size=32, learning_rate=1e-2)
 
 
-@pytest.fixture(scope="module")
-def tiny_timm(tmp_path_factory):
+def save_timm_wrapper(folder: Path, architecture: str) -> str:
     """A TimmWrapper checkpoint with a 1000-class ImageNet-style head, as transformers saves it."""
     from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
 
     torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("timm")
-    pretrained_cfg = dict(timm.create_model(ARCH, pretrained=False).pretrained_cfg)
+    pretrained_cfg = dict(timm.create_model(architecture, pretrained=False).pretrained_cfg)
     TimmWrapperForImageClassification(
-        TimmWrapperConfig(architecture=ARCH, pretrained_cfg=pretrained_cfg)
+        TimmWrapperConfig(architecture=architecture, pretrained_cfg=pretrained_cfg)
     ).save_pretrained(folder)
     return str(folder)
 
 
-def frozen_and_trained(result, before: dict) -> tuple[set, set]:
-    after = {name: tensor for name, tensor in result.trainer.model.state_dict().items()}
-    moved = {
-        name
-        for name, tensor in before.items()
-        if name in after and not torch.equal(tensor, after[name].cpu())
-    }
-    return moved, set(before) - moved
+@pytest.fixture(scope="module")
+def tiny_timm(tmp_path_factory):
+    return save_timm_wrapper(tmp_path_factory.mktemp("timm"), ARCH)
+
+
+def changed_state(model, before: dict) -> set[str]:
+    """Names in ``before`` (a state_dict: parameters AND buffers such as BatchNorm running statistics)
+    whose tensor in ``model`` is no longer bit-equal."""
+    after = model.state_dict()
+    return {name for name, tensor in before.items() if not torch.equal(tensor, after[name].detach().cpu())}
 
 
 @pytest.mark.parametrize("method", ["full", "linear-probe", "lora"])
@@ -48,7 +49,7 @@ def test_each_method_trains_the_right_parameters_and_round_trips(tiny_timm, imag
 
     class Snapshot(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kwargs):
-            self.before = {n: p.detach().clone() for n, p in model.named_parameters()}
+            self.before = {n: t.detach().cpu().clone() for n, t in model.state_dict().items()}
 
     snapshot = Snapshot()
     result = finetune(
@@ -61,11 +62,14 @@ def test_each_method_trains_the_right_parameters_and_round_trips(tiny_timm, imag
         **TIMM,
     )
     model = result.trainer.model
-    moved = {n for n, p in model.named_parameters() if not torch.equal(snapshot.before[n], p.detach())}
+    changed = changed_state(model, snapshot.before)  # parameters and buffers
+    moved = {n for n, p in model.named_parameters() if n in changed}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert moved and moved <= trainable
     if method == "linear-probe":
-        assert moved == {"timm_model.classifier.weight", "timm_model.classifier.bias"}
+        # the frozen backbone stays bit-equal, BatchNorm running statistics included
+        assert any("running_mean" in n for n in snapshot.before)
+        assert changed == {"timm_model.classifier.weight", "timm_model.classifier.bias"}
     if method == "lora":
         assert all("lora_" in n or "modules_to_save" in n for n in trainable)
         assert any("classifier" in n for n in moved)
@@ -80,6 +84,22 @@ def test_each_method_trains_the_right_parameters_and_round_trips(tiny_timm, imag
             atol=1e-5,
             rtol=0,
         )
+
+
+# test_efficientnet: depthwise 3x3 and pointwise 1x1 convs; test_resnet: 3x3 and 1x1 convs, groups 1
+@pytest.mark.parametrize("architecture", ["test_efficientnet", "test_resnet"])
+def test_lora_on_timm_cnns_adapts_exactly_the_pointwise_convs(architecture, image_folder, tmp_path):  # noqa: F811
+    snapshot = StateSnapshot()
+    result = finetune(
+        task="image-classification",
+        model=save_timm_wrapper(tmp_path / "model", architecture),
+        dataset=str(image_folder),
+        method="lora",
+        output_dir=str(tmp_path / "out"),
+        callbacks=[snapshot],
+        **TIMM,
+    )
+    check_lora_on_pointwise_convs(result.trainer.model, snapshot.before)
 
 
 def test_pipeline_on_a_timm_output_names_labels(run_forked, tiny_timm, image_folder, tmp_path):  # noqa: F811
