@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from datasets import ClassLabel, Dataset, List, Sequence, Value
 
+from .._log import log
 from ..errors import DataError
 
-__all__ = ["LabelSpace", "build_label_space", "encode_labels", "is_unlabelled", "is_multi_label"]
+__all__ = [
+    "LabelSpace",
+    "build_label_space",
+    "clean_label_names",
+    "encode_labels",
+    "is_unlabelled",
+    "is_multi_label",
+]
+
+# Invisible characters a copy-paste leaves in a label. Zero-width space, word joiner and BOM carry no
+# meaning anywhere; the zero-width (non-)joiners do inside words (Persian, Indic scripts, emoji), so those
+# are removed only at the ends, with the whitespace.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff"))
+_EDGES = " \t\n\r\f\v\u00a0\u200c\u200d"
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,63 @@ class LabelSpace:
 
     def __len__(self) -> int:
         return len(self.names)
+
+
+def _clean(name: str) -> str:
+    return name.translate(_INVISIBLE).strip(_EDGES).strip()
+
+
+def _is_strings(feature) -> bool:
+    return isinstance(feature, Value) and feature.dtype in ("string", "large_string")
+
+
+def clean_label_names(splits: dict[str, Dataset], column: str) -> dict[str, Dataset]:
+    """Strip whitespace and zero-width characters around (and zero-width spaces inside) string labels,
+    in every split alike, counted in one log line: ``'pos '`` is the class ``pos``, not a class of its own."""
+    changed, example = {}, None
+    for name, split in splits.items():
+        feature = split.features[column]
+        inner = getattr(feature, "feature", None) if isinstance(feature, (List, Sequence)) else None
+        if not (_is_strings(feature) or _is_strings(inner)):
+            continue
+        values = split[column]
+        flat = [value for row in values for value in (row or [])] if inner is not None else values
+        dirty = [value for value in flat if isinstance(value, str) and _clean(value) != value]
+        if not dirty:
+            continue
+        changed[name], example = len(dirty), example or dirty[0]
+
+        def clean(batch, nested=inner is not None):
+            rows = batch[column]
+            if nested:
+                return {column: [[_clean(v) for v in row] if row is not None else None for row in rows]}
+            return {column: [_clean(v) if isinstance(v, str) else v for v in rows]}
+
+        splits[name] = split.map(clean, batched=True, desc=f"labels ({name})")
+    if changed:
+        counts = ", ".join(f"{name} {count}" for name, count in changed.items())
+        log(
+            f"stripped whitespace and zero-width characters from {sum(changed.values())} label(s) ({counts}), "
+            f"e.g. {example!r} -> {_clean(example)!r}"
+        )
+    return splits
+
+
+def _check_look_alikes(names: list[str], column: str) -> None:
+    """Refuse classes that differ only in case, Unicode width or invisible characters (``pos``/``Pos``):
+    merging them silently could be wrong, training them apart certainly is."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        bare = "".join(ch for ch in name if unicodedata.category(ch) != "Cf")  # format chars: ZWJ, ZWNJ ...
+        groups.setdefault(unicodedata.normalize("NFKC", bare).casefold(), []).append(name)
+    alike = [group for group in groups.values() if len(group) > 1]
+    if alike:
+        pairs = "; ".join(" / ".join(repr(name) for name in group) for group in alike[:3])
+        raise DataError(
+            f"Label column '{column}' has classes that differ only in case, width or invisible characters "
+            f"({pairs}{' ...' if len(alike) > 3 else ''}); write each class one way in the data, or rename "
+            "one if they really are different classes."
+        )
 
 
 def _key(value):
@@ -86,7 +158,7 @@ def _label_sets(split: Dataset, column: str, delimiter: str | None, split_name: 
                 "empty list (or empty string) for 'no label', or drop the row."
             )
         if isinstance(value, str):
-            value = [part.strip() for part in value.split(delimiter)] if delimiter else [value]
+            value = [_clean(part) for part in value.split(delimiter)] if delimiter else [value]
             value = [part for part in value if part]
         if not isinstance(value, (list, tuple)) or any(isinstance(item, (list, dict)) for item in value):
             raise DataError(
@@ -103,6 +175,7 @@ def _multi_label_space(train: Dataset, column: str, delimiter: str | None) -> La
             f"Multi-label column '{column}' has {len(distinct)} distinct label(s) in train; a classifier "
             "needs at least 2."
         )
+    _check_look_alikes(sorted(distinct), column)
     numeric = all(name.lstrip("-").isdigit() for name in distinct)
     return LabelSpace(sorted(distinct, key=int if numeric else str), multi_label=True)
 
@@ -135,6 +208,7 @@ def build_label_space(train: Dataset, column: str, delimiter: str | None = None)
             "regression; hftl trains classifiers, so use class labels."
         )
     keys = sorted({_key(value) for value in values}, key=lambda k: (isinstance(k, str), k))
+    _check_look_alikes([key for key in keys if isinstance(key, str)], column)
     if len(keys) < 2:
         raise DataError(
             f"Label column '{column}' has only {len(keys)} distinct value in train; a classifier needs "

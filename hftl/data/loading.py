@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
+from collections import Counter
 from pathlib import Path
 
 from datasets import DatasetDict, load_dataset
 
+from .._log import log
 from ..errors import DataError, DatasetNotFoundError
 from ..resolve import hub_status
 from .builtin import builtin_datasets, load_builtin
 
 __all__ = ["load_raw_dataset", "FILE_FORMATS"]
 
+# pandas reads "NA", "null", "None", "nan" ... as missing by default; as class names or texts they are
+# values, so only an empty field is missing
+_CSV_MISSING = {"keep_default_na": False, "na_values": [""]}
 # file suffix -> datasets builder (and its extra arguments)
 FILE_FORMATS = {
-    ".csv": ("csv", {}),
-    ".tsv": ("csv", {"delimiter": "\t"}),
+    ".csv": ("csv", _CSV_MISSING),
+    ".tsv": ("csv", {"delimiter": "\t", **_CSV_MISSING}),
     ".json": ("json", {}),
     ".jsonl": ("json", {}),
     ".parquet": ("parquet", {}),
@@ -32,6 +39,51 @@ SPLIT_FILE_STEMS = {
 }
 
 
+_TEXT_BOMS = {
+    b"\xff\xfe\x00\x00": "utf-32",
+    b"\x00\x00\xfe\xff": "utf-32",
+    b"\xff\xfe": "utf-16",
+    b"\xfe\xff": "utf-16",
+}
+
+
+def _check_file(path: Path) -> None:
+    """Refuse, in one line, a file that can't hold this format's rows: a parquet file without parquet's
+    magic bytes (arrow's own error names neither file nor fix), a UTF-16/32 text file, a binary file."""
+    if path.suffix.lower() == ".parquet":
+        with path.open("rb") as handle:
+            head = handle.read(4)
+            handle.seek(max(0, path.stat().st_size - 4))
+            tail = handle.read(4)
+        if head != b"PAR1" or tail != b"PAR1" or path.stat().st_size < 12:
+            what = "empty (0 bytes)" if not head else "not a parquet file (no PAR1 magic bytes)"
+            raise DatasetNotFoundError(
+                f"{path} is {what}; re-export it, e.g. with pandas' df.to_parquet(), or give it the suffix of "
+                "its real format."
+            )
+        return
+    with path.open("rb") as handle:
+        head = handle.read(8192)
+    encoding = next((name for bom, name in _TEXT_BOMS.items() if head.startswith(bom)), None)
+    if encoding:
+        raise DatasetNotFoundError(
+            f"{path} is {encoding.upper()} text; re-save it as UTF-8, e.g. iconv -f {encoding} -t utf-8 "
+            f"{path.name} > {path.stem}-utf8{path.suffix}."
+        )
+    if b"\x00" in head:
+        odd, even = head[1::2], head[0::2]  # UTF-16 without a BOM: every other byte of ASCII text is NUL
+        for nuls, name in ((odd, "UTF-16LE"), (even, "UTF-16BE")):
+            if len(nuls) > 8 and nuls.count(0) > 0.9 * len(nuls):
+                raise DatasetNotFoundError(
+                    f"{path} is {name} text; re-save it as UTF-8, e.g. iconv -f {name.lower()} -t utf-8 "
+                    f"{path.name} > {path.stem}-utf8{path.suffix}."
+                )
+        raise DatasetNotFoundError(
+            f"{path} holds NUL bytes (the first at byte {head.index(0)}), so it is binary or damaged, not "
+            f"{path.suffix.lstrip('.').upper()} text; pass the data file itself, saved as UTF-8 text."
+        )
+
+
 def _has_no_rows(path: Path) -> bool:
     """A header-only CSV, an empty JSON file or a zero-row parquet file (``datasets`` fails on these
     with messages that don't say which file is empty)."""
@@ -39,7 +91,13 @@ def _has_no_rows(path: Path) -> bool:
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_metadata(path).num_rows == 0
+        try:
+            return pq.read_metadata(path).num_rows == 0
+        except Exception as exc:  # noqa: BLE001 - arrow raises several types for a damaged footer
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DatasetNotFoundError(
+                f"{path} is not a readable parquet file ({first_line}); re-export it."
+            ) from None
     with path.open(encoding="utf-8", errors="replace") as handle:
         if suffix in (".csv", ".tsv"):
             rows = (line for line in handle if line.strip())
@@ -47,8 +105,89 @@ def _has_no_rows(path: Path) -> bool:
         return handle.read(4096).strip() in ("", "[]")
 
 
+def _check_header(path: Path) -> None:
+    """A CSV/TSV header naming one column twice: pandas would rename the second ``label.1`` silently."""
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        header = next(csv.reader(handle, delimiter=delimiter), [])
+    repeated = [
+        name for name, count in Counter(name.strip() for name in header).items() if count > 1 and name
+    ]
+    if repeated:
+        raise DataError(
+            f"The header of {path} names column(s) {', '.join(repr(name) for name in repeated)} more than once; "
+            "give every column its own name."
+        )
+
+
+def _check_delimiter(loaded: DatasetDict, data_files: dict[str, str]) -> None:
+    """A .csv written with semicolons (or a .tsv with commas) reads as one column named 'text;label'."""
+    columns = loaded["train"].column_names if "train" in loaded else []
+    if len(columns) != 1:
+        return
+    name, file = columns[0], Path(data_files["train"])
+    found = next((mark for mark in (";", "\t", ",", "|") if mark in name), None)
+    if found:
+        shown = {"\t": "tab", ";": "';'", ",": "','", "|": "'|'"}[found]
+        expected = "tabs" if file.suffix.lower() == ".tsv" else "commas"
+        raise DatasetNotFoundError(
+            f"{file} reads as a single column {name!r}: its fields look {shown}-separated, but a "
+            f"{file.suffix} file is read with {expected}; re-save it as .csv with commas or .tsv with tabs."
+        )
+
+
+def _json_shape_problem(path: Path) -> str | None:
+    """What makes a JSON file that is not records (one object holding the rows, a bare number ...) one
+    line; ``None`` when it looks like records or JSON lines."""
+    if path.stat().st_size > 200_000_000:
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None  # JSON lines, or broken: reported elsewhere
+    if isinstance(document, list):
+        odd = next((item for item in document if not isinstance(item, dict)), None)
+        if odd is None:
+            return None
+        return f"a list holding {type(odd).__name__} values, not records (objects)"
+    if isinstance(document, dict):
+        values = list(document.values())
+        nested = [
+            key
+            for key, value in document.items()
+            if isinstance(value, dict)
+            or (isinstance(value, list) and value and all(isinstance(item, dict) for item in value))
+        ]
+        columnar = len(values) > 1 and all(isinstance(value, list) for value in values)
+        if nested:
+            return f"one JSON object whose key {nested[0]!r} holds the data, not a list of records"
+        if columnar:
+            return "one JSON object of columns (lists), not a list of records"
+        return None
+    return f"a single JSON {type(document).__name__}, not records"
+
+
+def _bad_json_line(path: Path) -> str | None:
+    """'line N ... (why)' for the first line of a JSON lines file that isn't JSON."""
+    if path.stat().st_size > 2_000_000_000:
+        return None
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        first = handle.read(1)
+        if first.strip() == "[":
+            return None
+        handle.seek(0)
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except ValueError as error:
+                    return f"line {number} is not valid JSON ({error.msg} at column {error.colno})"
+    return None
+
+
 def _load_files(data_files: dict[str, str]) -> DatasetDict:
     for split, file in data_files.items():
+        _check_file(Path(file))
         if _has_no_rows(Path(file)):
             raise DataError(
                 f"The {split} split file {file} has no rows; add examples to it, or remove it so hftl "
@@ -60,10 +199,30 @@ def _load_files(data_files: dict[str, str]) -> DatasetDict:
             f"Split files mix formats ({', '.join(sorted(suffixes))}); use one format for all splits."
         )
     builder, options = FILE_FORMATS[suffixes.pop()]
+    if builder == "csv":
+        for file in data_files.values():
+            _check_header(Path(file))
     try:
-        return load_dataset(builder, data_files=data_files, **options)
+        loaded = load_dataset(builder, data_files=data_files, **options)
     except Exception as exc:  # noqa: BLE001 - pandas/arrow parse errors come in many types
         raise _read_error(exc, data_files, builder) from None
+    if builder == "csv":
+        _check_delimiter(loaded, data_files)
+    if builder == "json":  # one object holding the rows reads as a single row
+        for split, file in data_files.items():
+            if len(loaded[split]) == 1 and (error := _json_shape_error(Path(file))):
+                raise error
+    return loaded
+
+
+def _json_shape_error(path: Path) -> DatasetNotFoundError | None:
+    problem = _json_shape_problem(path)
+    if problem is None:
+        return None
+    return DatasetNotFoundError(
+        f"{path} is {problem}; hftl reads a list of records "
+        '([{"text": ..., "label": ...}, ...]) or JSON lines (one record a line).'
+    )
 
 
 def _first_non_utf8_line(path: Path) -> tuple[int, int] | None:
@@ -88,10 +247,19 @@ def _read_error(exc: Exception, data_files: dict[str, str], builder: str) -> Dat
         for file in data_files.values():
             bad = _first_non_utf8_line(Path(file))
             if bad:
+                # bytes 0x80-0x9f are control characters in Latin-1 but quotes, dashes, € in Windows-1252
+                source = "cp1252" if 0x80 <= bad[1] <= 0x9F else "latin1"
                 return DatasetNotFoundError(
                     f"{file} is not UTF-8 text (line {bad[0]} has byte 0x{bad[1]:02x}); re-save it as UTF-8, "
-                    f"e.g. iconv -f latin1 -t utf-8 {Path(file).name} > {Path(file).stem}-utf8{Path(file).suffix}."
+                    f"e.g. iconv -f {source} -t utf-8 {Path(file).name} > {Path(file).stem}-utf8{Path(file).suffix}."
                 )
+    if builder == "json":
+        for file in data_files.values():
+            if error := _json_shape_error(Path(file)):
+                return error
+            bad_line = _bad_json_line(Path(file))
+            if bad_line:
+                return DatasetNotFoundError(f"{file}: {bad_line}; fix or remove that line.")
     for error in chain:
         ragged = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
         if ragged:
@@ -123,7 +291,10 @@ def _load_folder(folder: Path) -> DatasetDict:
     ):
         if _is_image_folder(folder):
             # datasets' packaged imagefolder builder: labels from subfolder names, splits from train/test
-            return load_dataset("imagefolder", data_dir=str(folder))
+            try:
+                return load_dataset("imagefolder", data_dir=str(folder))
+            except ValueError as exc:
+                raise _image_folder_error(exc, folder) from None
     data_files = {}
     for file in sorted(folder.iterdir()):
         split = SPLIT_FILE_STEMS.get(file.stem.lower())
@@ -140,6 +311,41 @@ def _load_folder(folder: Path) -> DatasetDict:
             f"(or .json, .jsonl, .parquet, .tsv)."
         )
     return _load_files(data_files)
+
+
+def _image_folder_error(exc: Exception, folder: Path) -> DatasetNotFoundError:
+    if "file_name" in str(exc):
+        metadata = next(iter(sorted(folder.rglob("metadata.*"))), folder / "metadata.csv")
+        return DatasetNotFoundError(
+            f"{metadata} has no file_name column, which names the image each row describes; rename the "
+            "column holding the file names to file_name."
+        )
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return DatasetNotFoundError(f"Could not read the image folder {folder}: {first_line}.")
+
+
+def _strip_column_names(splits: DatasetDict) -> DatasetDict:
+    """Header names with spaces around them (``text, label``) are stripped: ' label' would match no
+    column hftl looks for, and no user means the space."""
+    renamed = {}
+    for name, split in splits.items():
+        mapping = {column: column.strip() for column in split.column_names if column != column.strip()}
+        if not mapping:
+            continue
+        stripped = [column.strip() for column in split.column_names]
+        if len(set(stripped)) < len(stripped) or "" in stripped:
+            raise DataError(
+                f"The {name} split's columns {', '.join(repr(c) for c in split.column_names)} clash once the "
+                "spaces around their names are removed; rename them."
+            )
+        splits[name] = split.rename_columns(mapping)
+        renamed.update(mapping)
+    if renamed:
+        log(
+            "stripped spaces around column name(s) "
+            + ", ".join(f"{old!r} -> {new!r}" for old, new in renamed.items())
+        )
+    return splits
 
 
 def _load_hub(name: str, config: str | None) -> DatasetDict:
@@ -188,4 +394,4 @@ def load_raw_dataset(name: str, config: str | None = None) -> tuple[DatasetDict,
         new = SPLIT_FILE_STEMS.get(old.lower(), old)
         if new != old and new not in splits:
             splits[new] = splits.pop(old)
-    return splits, source
+    return _strip_column_names(splits), source

@@ -15,7 +15,7 @@ from ..config import DataArguments
 from ..errors import DataError
 from .builtin import builtin_datasets
 from .columns import find_label_column
-from .labels import LabelSpace, build_label_space, encode_labels, is_unlabelled
+from .labels import LabelSpace, build_label_space, clean_label_names, encode_labels, is_unlabelled
 from .loading import load_raw_dataset
 
 __all__ = ["PreparedData", "prepare_data"]
@@ -167,6 +167,7 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
             continue
         splits[name] = task.check_inputs(name, split.select_columns(wanted), input_columns, data_args)
 
+    splits = clean_label_names(splits, label_column)
     labels = build_label_space(splits["train"], label_column, data_args.label_delimiter)
     if label_order is not None:
         labels = _reorder(labels, label_order)

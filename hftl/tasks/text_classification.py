@@ -25,6 +25,16 @@ __all__ = ["TextClassification"]
 # Tokenizers without a declared limit report this sentinel (int(1e30)).
 _UNSET_LENGTH = 1_000_000
 _TRUNCATED = "hftl_truncated"
+_CUT = "hftl_cut"
+# Texts are cut to max_length * this many characters before tokenising: a tokenizer handles a whole cell
+# before it truncates, so one 100 MB cell would cost minutes and gigabytes. Tokens average 3-6 characters,
+# so the cut changes what the model sees only for text made of whitespace runs or 64-character words.
+CHARS_PER_TOKEN_BOUND = 64
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+
+
+def _blank(text: str) -> bool:
+    return not text.translate(_INVISIBLE).strip()
 
 
 class TextClassification(Task):
@@ -49,7 +59,10 @@ class TextClassification(Task):
         if len(split) == 0:
             return split  # reported as an empty split once the splits are settled
         for column in input_columns:
-            empty = sum(1 for value in split[column] if value is None)
+            # whitespace (or zero-width characters) alone tokenises to nothing but [CLS] [SEP]: no text either
+            empty = sum(
+                1 for value in split[column] if value is None or (isinstance(value, str) and _blank(value))
+            )
             if empty:
                 raise DataError(
                     f"{empty} rows of the {split_name} split have no text in column '{column}'; drop or fill them."
@@ -116,9 +129,19 @@ class TextClassification(Task):
         max_length: int | None,
         data_args: DataArguments,
     ) -> DatasetDict:
+        max_chars = max_length * CHARS_PER_TOKEN_BOUND if max_length else None
+
         def tokenize(batch):
             texts = [batch[column] for column in input_columns]
+            cut = [False] * len(texts[0])
+            if max_chars:
+                for index in range(len(cut)):
+                    cut[index] = any(len(column[index]) > max_chars for column in texts)
+                # keep the end that truncation keeps
+                keep = slice(-max_chars, None) if processor.truncation_side == "left" else slice(max_chars)
+                texts = [[text[keep] for text in column] for column in texts]
             encoded = processor(*texts, truncation=True, max_length=max_length)
+            encoded[_CUT] = cut
             # a fast tokenizer keeps what truncation cut off as overflow; a column (not a counter)
             # so the count survives datasets' cache
             encoded[_TRUNCATED] = (
@@ -141,6 +164,12 @@ class TextClassification(Task):
                 for name, split in data.items()
             }
         )
+        cut = sum(sum(split[_CUT]) for split in tokenized.values())
+        if cut:
+            log(
+                f"cut {cut} text(s) longer than {max_chars} characters (max_length={max_length} tokens x "
+                f"{CHARS_PER_TOKEN_BOUND}) to that length before tokenising; truncation would drop the rest anyway"
+            )
         counts = {name: sum(split[_TRUNCATED]) for name, split in tokenized.items()}
         if any(counts.values()):
             total, rows = sum(counts.values()), sum(len(split) for split in tokenized.values())
@@ -149,7 +178,7 @@ class TextClassification(Task):
                 f"truncated {total} of {rows} texts longer than max_length={max_length} tokens ({per_split}); "
                 "the model sees only their beginning"
             )
-        return tokenized.remove_columns(_TRUNCATED)
+        return tokenized.remove_columns([_TRUNCATED, _CUT])
 
     def collator(self, processor, pad_to_multiple_of: int | None):
         return DataCollatorWithPadding(processor, pad_to_multiple_of=pad_to_multiple_of)
@@ -181,7 +210,7 @@ def _tokenize_fingerprint(
     versions = (transformers.__version__, tokenizers.__version__)
     return Hasher.hash(
         [type(processor).__name__, pipeline, settings, attributes, versions, input_columns, max_length,
-         _TRUNCATED, tokenize.__code__]
+         _TRUNCATED, _CUT, CHARS_PER_TOKEN_BOUND, tokenize.__code__]
     )  # fmt: skip
 
 
