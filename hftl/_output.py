@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 from datetime import datetime
 from enum import Enum
@@ -13,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from ._log import log
+from ._resume import RUN_FILE
 from .config import HftlTrainingArguments
 from .errors import ConfigError
 
@@ -20,20 +22,45 @@ __all__ = [
     "prepare_output_dir",
     "check_free_space",
     "write_run_files",
+    "snapshot_files",
+    "record_outputs",
+    "read_outputs",
+    "clear_earlier_run",
     "CONFIG_FILE",
     "RESULTS_FILE",
     "REPORT_FILE",
+    "OUTPUTS_FILE",
+    "DRY_RUN_DIR",
+    "plain_path",
 ]
 
 CONFIG_FILE = "hftl_config.yaml"
 RESULTS_FILE = "all_results.json"
 REPORT_FILE = "test_report.json"
-_FINISHED_MARKERS = (RESULTS_FILE, "model.safetensors", "adapter")
+# the files a finished run wrote (relative paths): what push uploads and --overwrite_output_dir deletes
+OUTPUTS_FILE = "hftl_outputs.json"
+DRY_RUN_DIR = "push_dry_run"
+_FINISHED_MARKERS = (RESULTS_FILE, "model.safetensors", "adapter", OUTPUTS_FILE)
+# written into output_dir at the start of a run (before the outputs list exists): hftl's own in a folder
+# holding hftl_run.json
+_RUN_START_FILES = (RUN_FILE, "lr_finder.json", "lr_finder.png")
+_CHECKPOINT = re.compile(r"^checkpoint-\d+$")
+_CHECKPOINT_MANIFEST = "hftl_checkpoint.json"  # hftl.checkpoints.MANIFEST (which imports this module's users)
 
 
-def prepare_output_dir(training_args: HftlTrainingArguments, method: str, resuming: bool) -> str:
-    """Set ``training_args.output_dir``: the user's folder (never one holding a finished run unless
-    ``--overwrite_output_dir``), or a fresh ``outputs/<timestamp>-<method>``."""
+def prepare_output_dir(
+    training_args: HftlTrainingArguments, method: str, resuming: bool, *, resume_asked: bool | None = None
+) -> str:
+    """Set ``training_args.output_dir``: the user's folder, or a fresh ``outputs/<timestamp>-<method>``.
+
+    The user's folder may not hold a finished run (unless ``--overwrite_output_dir``), nor, when
+    ``resume_asked`` is given (a ``finetune()`` run, not a search's root), an interrupted run that isn't
+    being resumed, nor any file hftl did not write (see :func:`clear_earlier_run`)."""
+    if training_args.output_dir is not None and not str(training_args.output_dir).strip():
+        raise ConfigError(
+            "--output_dir is empty; name a folder, or leave the option out for a fresh "
+            "outputs/<timestamp>-<method> folder."
+        )
     if training_args.output_dir is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         candidate = Path("outputs") / f"{stamp}-{method}"
@@ -51,14 +78,182 @@ def prepare_output_dir(training_args: HftlTrainingArguments, method: str, resumi
         log(f"output_dir: {path}")
         return path
     folder = Path(training_args.output_dir)
+    overwrite = training_args.overwrite_output_dir
     finished = [name for name in _FINISHED_MARKERS if (folder / name).exists()]
-    if finished and not resuming and not training_args.overwrite_output_dir:
+    if finished and not resuming and not overwrite:
         raise ConfigError(
             f"--output_dir {folder} already holds a finished run ({finished[0]}); pass a new --output_dir, "
             "or --overwrite_output_dir to replace it."
         )
+    if resume_asked is not None and folder.is_dir():
+        _check_run_folder(folder, resume_asked, overwrite, finished)
     _check_writable(folder)
     return str(folder)
+
+
+def _hftl_checkpoints(folder: Path) -> list[Path]:
+    """``checkpoint-<step>`` folders hftl wrote: real folders with a manifest, or, in a folder holding
+    ``hftl_run.json``, without one (a save a crash cut short)."""
+    started = (folder / RUN_FILE).is_file() and not (folder / RUN_FILE).is_symlink()
+    return [
+        path
+        for path in folder.iterdir()
+        if _CHECKPOINT.match(path.name)
+        and path.is_dir()
+        and not path.is_symlink()
+        and (started or (path / _CHECKPOINT_MANIFEST).is_file())
+    ]
+
+
+def _foreign_files(folder: Path) -> list[str]:
+    """Paths under ``folder`` that hftl did not write (symbolic links included, never followed)."""
+    listed = set(read_outputs(folder, strict=False) or ())
+    started = (folder / RUN_FILE).is_file() and not (folder / RUN_FILE).is_symlink()
+    owned_dirs = set(map(str, _hftl_checkpoints(folder)))
+    if listed:
+        owned_dirs.add(str(folder / DRY_RUN_DIR))
+    foreign = []
+    for root, dirs, files in os.walk(folder):  # never follows links
+        base = Path(root)
+        for name in list(dirs):
+            path = base / name
+            if path.is_symlink():
+                foreign.append(path.relative_to(folder).as_posix())
+            if str(path) in owned_dirs or path.is_symlink():
+                dirs.remove(name)
+        for name in files:
+            path = base / name
+            relative = path.relative_to(folder).as_posix()
+            if path.is_symlink() or not (
+                relative in listed
+                or relative == OUTPUTS_FILE and listed
+                or started and relative in _RUN_START_FILES
+            ):
+                foreign.append(relative)
+    return sorted(foreign)
+
+
+def _check_run_folder(folder: Path, resume_asked: bool, overwrite: bool, finished: list[str]) -> None:
+    interrupted = sorted(p.name for p in _hftl_checkpoints(folder)) or (
+        [RUN_FILE] if (folder / RUN_FILE).is_file() else []
+    )
+    if interrupted and not finished and not resume_asked and not overwrite:
+        raise ConfigError(
+            f"--output_dir {folder} holds an interrupted run ({interrupted[-1]}): a fresh start would overwrite "
+            "its checkpoints. Continue it with --resume_from_checkpoint auto, or pass --overwrite_output_dir "
+            "to start again."
+        )
+    foreign = _foreign_files(folder)
+    if foreign and not resume_asked:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ConfigError(
+            f"--output_dir {folder} holds files hftl did not write ({shown[:120]}), which a run would "
+            "overwrite; pick a new or empty --output_dir (--overwrite_output_dir replaces only an earlier "
+            "hftl run)."
+        )
+
+
+def clear_earlier_run(output_dir: str | Path) -> list[str]:
+    """``--overwrite_output_dir``: delete what an earlier hftl run wrote here and nothing else: the files
+    in its ``hftl_outputs.json``, its checkpoints, ``hftl_run.json`` and the push dry-run folder. Run only
+    after :func:`prepare_output_dir` found no other file; links are never followed. Returns what went."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    removed = []
+    listed = read_outputs(folder, strict=False) or []
+    for relative in listed:
+        path = folder / relative
+        if plain_path(folder, relative) and path.is_file():
+            path.unlink()
+            removed.append(relative)
+            for parent in path.relative_to(folder).parents:  # folders like adapter/ left empty
+                if parent != Path(".") and not any((folder / parent).iterdir()):
+                    (folder / parent).rmdir()
+    for path in _hftl_checkpoints(folder):
+        shutil.rmtree(path)
+        removed.append(path.name)
+    dry_run = folder / DRY_RUN_DIR
+    if listed and dry_run.is_dir() and not dry_run.is_symlink():
+        shutil.rmtree(dry_run)
+        removed.append(DRY_RUN_DIR)
+    started = (folder / RUN_FILE).is_file() and not (folder / RUN_FILE).is_symlink()
+    for name in (*(_RUN_START_FILES if started else ()), OUTPUTS_FILE):
+        path = folder / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+            removed.append(name)
+    if removed:
+        log(f"--overwrite_output_dir: removed the earlier run's {len(removed)} files and folders in {folder}")
+    return removed
+
+
+def _relative(name: str) -> bool:
+    """``name`` is a path inside the folder it is read against: not absolute, no ``..``."""
+    parts = Path(name).parts
+    return bool(parts) and not Path(name).is_absolute() and ".." not in parts
+
+
+def plain_path(folder: Path, relative: str) -> bool:
+    """``relative`` names a place inside ``folder`` reached through no symbolic link."""
+    parts = Path(relative).parts
+    return _relative(relative) and not any(
+        folder.joinpath(*parts[: index + 1]).is_symlink() for index in range(len(parts))
+    )
+
+
+def snapshot_files(output_dir: str | Path) -> dict[str, tuple[int, int, int]]:
+    """Every plain file under ``output_dir`` (checkpoints and links left out) with its inode, size and
+    modification time: what :func:`record_outputs` compares against to know what a run wrote."""
+    folder = Path(output_dir)
+    state = {}
+    for root, dirs, files in os.walk(folder):
+        base = Path(root)
+        if base == folder:
+            dirs[:] = [d for d in dirs if not _CHECKPOINT.match(d) and d != DRY_RUN_DIR]
+        for name in files:
+            path = base / name
+            if not path.is_symlink():
+                stat = path.stat()
+                state[path.relative_to(folder).as_posix()] = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return state
+
+
+def record_outputs(output_dir: str | Path, before: dict) -> list[str]:
+    """Write ``hftl_outputs.json``: the files under ``output_dir`` that are new or changed since the
+    ``before`` snapshot (the model, processor, adapter, card, images, results and config of this run)."""
+    folder = Path(output_dir)
+    after = snapshot_files(folder)
+    written = sorted(
+        name
+        for name, state in after.items()
+        if before.get(name) != state and name not in (OUTPUTS_FILE, *_RUN_START_FILES)
+    )
+    temporary = folder / f".{OUTPUTS_FILE}.tmp"
+    temporary.write_text(json.dumps({"format": 1, "files": written}, indent=1) + "\n")
+    os.replace(temporary, folder / OUTPUTS_FILE)
+    return written
+
+
+def read_outputs(output_dir: str | Path, strict: bool = True) -> list[str] | None:
+    """The files ``hftl_outputs.json`` lists. ``strict``: refuse (one line) when it is missing or is not
+    a list of plain relative paths; otherwise ``None`` for a missing or unreadable list."""
+    folder = Path(output_dir)
+    path = folder / OUTPUTS_FILE
+    try:
+        data = json.loads(path.read_text()) if path.is_file() and not path.is_symlink() else None
+    except (OSError, ValueError):
+        data = None
+    files = data.get("files") if isinstance(data, dict) else None
+    if isinstance(files, list) and all(isinstance(name, str) and _relative(name) for name in files):
+        return files
+    if not strict:
+        return None
+    why = "no" if not path.exists() else "an unreadable"
+    raise ConfigError(
+        f"{folder} has {why} {OUTPUTS_FILE} (the list of files an hftl run wrote), so its files can't be "
+        "told from others; push the output folder of a finished run of this hftl version."
+    )
 
 
 def _nearest_existing(folder: Path) -> Path:

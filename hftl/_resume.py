@@ -6,9 +6,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from .errors import ConfigError
+from ._log import log
+from .errors import CheckpointError, ConfigError
 
-__all__ = ["RUN_FILE", "run_identity", "check_same_run", "record_run"]
+__all__ = ["RUN_FILE", "run_identity", "check_same_run", "recorded_run", "record_run"]
 
 RUN_FILE = "hftl_run.json"
 
@@ -33,13 +34,32 @@ def run_identity(model: str, task: str, method: str, labels: list[str], train) -
     }
 
 
-def check_same_run(output_dir: str | Path, identity: dict, allow_changed: bool) -> None:
-    """Refuse to resume when the run recorded in ``output_dir`` differs from this one (one line naming
-    what changed), unless ``allow_changed``."""
-    path = Path(output_dir) / RUN_FILE
-    if not path.is_file():
+def recorded_run(checkpoint: str | Path) -> dict | None:
+    """The run identity a checkpoint was written by: its own copy of ``hftl_run.json`` (in its manifest),
+    else the one of the folder holding it (checkpoints of older hftl); ``None`` when neither exists."""
+    checkpoint = Path(checkpoint)
+    for path in (checkpoint / RUN_FILE, checkpoint.parent / RUN_FILE):
+        if path.is_file():
+            try:
+                recorded = json.loads(path.read_text())
+            except (OSError, ValueError):
+                recorded = None
+            if not isinstance(recorded, dict):
+                raise CheckpointError(
+                    f"{path} is unreadable, so the run that wrote {checkpoint.name} can't be checked; resume "
+                    "from another checkpoint, or start again with a new --output_dir."
+                )
+            return recorded
+    return None
+
+
+def check_same_run(checkpoint: str | Path, identity: dict, allow_changed: bool) -> None:
+    """Refuse to resume from ``checkpoint`` when the run that wrote it differs from this one (one line
+    naming what changed), unless ``allow_changed``."""
+    recorded = recorded_run(checkpoint)
+    if recorded is None:
+        log(f"{Path(checkpoint).name} records no {RUN_FILE}: the run that wrote it can't be checked")
         return
-    recorded = json.loads(path.read_text())
     changed = [key for key in identity if key in recorded and recorded[key] != identity[key]]
     if not changed or allow_changed:
         return

@@ -15,7 +15,14 @@ from transformers import Trainer, TrainerCallback, set_seed
 from ._arguments import collect_arguments
 from ._log import log
 from ._option_checks import check_room_for_text
-from ._output import check_free_space, prepare_output_dir, write_run_files
+from ._output import (
+    check_free_space,
+    clear_earlier_run,
+    prepare_output_dir,
+    record_outputs,
+    snapshot_files,
+    write_run_files,
+)
 from ._resume import check_same_run, record_run, run_identity
 from ._runtime import use_all_cpu_cores
 from .checkpoints import resume_checkpoint, unsafe_checkpoint_error
@@ -148,7 +155,10 @@ def finetune(
         training_args.world_size,
         training_args.allow_changed_resume,
     )
-    output_dir = prepare_output_dir(training_args, method.name, resuming=resume is not None)
+    output_dir = prepare_output_dir(
+        training_args, method.name, resuming=resume is not None,
+        resume_asked=bool(training_args.resume_from_checkpoint),
+    )  # fmt: skip
     resolved = resolve_model(model_args.model, model_args.revision, model_args.weights)
     check_free_space(output_dir, resolved.path)  # a full disk would only show at the first save
     log(f"model: {model_args.model} ({resolved.source})")
@@ -157,7 +167,7 @@ def finetune(
     check_best_metric(training_args, data.labels.multi_label)
     identity = run_identity(model_args.model, task.name, method.name, data.labels.names, data.splits["train"])
     if resume is not None:
-        check_same_run(output_dir, identity, training_args.allow_changed_resume)
+        check_same_run(resume, identity, training_args.allow_changed_resume)  # the checkpoint's own run
     processor, config = _load_processor_and_config(task, resolved.path, data.labels, model_args)
     override_dropout(config, training_args.dropout)  # the config the model is built from
     learning_rate_given = training_args.learning_rate is not None  # else --find_lr's suggestion is used
@@ -170,6 +180,8 @@ def finetune(
 
     # --- compute --------------------------------------------------------------------------------
     if training_args.process_index == 0:
+        if training_args.overwrite_output_dir and resume is None:
+            clear_earlier_run(output_dir)  # only what an earlier hftl run wrote (prepare_output_dir checked)
         record_run(output_dir, identity)
     use_all_cpu_cores(training_args.world_size)
     with training_args.main_process_first(desc="preprocessing"):  # the main process fills the cache first
@@ -236,6 +248,7 @@ def finetune(
     report, report_table = per_class_report(predictions, test.label_ids, data.labels.names)
     log(f"per-class report on the test split:\n{report}")
 
+    written_before = snapshot_files(output_dir)  # hftl_outputs.json lists what changes from here on
     method.save(trainer, output_dir, processor, method_args)
     training_args.push_to_hub = push_to_hub  # recorded as asked, so the saved config reruns the same job
     if trainer.is_world_process_zero():
@@ -251,6 +264,7 @@ def finetune(
             log_history=trainer.state.log_history, base_model=resolved.hub_id, model_dir=resolved.path,
             dataset_on_hub=data.source.startswith("Hub dataset"),
         )  # fmt: skip
+        record_outputs(output_dir, written_before)  # what push uploads, --overwrite_output_dir deletes
     log(f"saved to {output_dir}")
     if push_to_hub and trainer.is_world_process_zero():
         push(

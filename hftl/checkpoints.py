@@ -58,7 +58,12 @@ def _sha256(path: Path) -> str:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (MANIFEST, _TEMPORARY))
+    """The checkpoint's plain files; a link is never vouched for (rglob doesn't descend into linked folders)."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not p.is_symlink() and p.name not in (MANIFEST, _TEMPORARY)
+    )
 
 
 def write_manifest(folder: str | Path, world_size: int, step: int | None = None) -> None:
@@ -89,6 +94,29 @@ def read_manifest(folder: str | Path) -> dict | None:
         return None
 
 
+def _shape_problem(manifest) -> str | None:
+    """What is wrong with a manifest that parsed as JSON but isn't what :func:`write_manifest` writes."""
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not isinstance(manifest.get("world_size", 1), int):
+        return f"its manifest {MANIFEST} is not an hftl manifest (no files table)"
+    for name, entry in files.items():
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("bytes"), int)
+            and isinstance(entry.get("sha256"), str)
+        ):
+            return f"its manifest {MANIFEST} has no size and checksum for {name[:80]}"
+    return None
+
+
+def _outside(folder: Path, name: str) -> bool:
+    """``name`` (from a manifest) leaves ``folder``: absolute, ``..``, or through a symbolic link."""
+    parts = Path(name).parts
+    if not parts or Path(name).is_absolute() or ".." in parts:
+        return True
+    return any(folder.joinpath(*parts[: index + 1]).is_symlink() for index in range(len(parts)))
+
+
 def checkpoint_problem(folder: str | Path) -> str | None:
     """What is wrong with checkpoint ``folder`` (``None``: complete and intact)."""
     folder = Path(folder)
@@ -96,7 +124,17 @@ def checkpoint_problem(folder: str | Path) -> str | None:
     if manifest is None:
         why = "unreadable" if (folder / MANIFEST).exists() else "missing: the save was interrupted"
         return f"its manifest {MANIFEST} is {why}"
-    for name, expected in manifest.get("files", {}).items():
+    shape = _shape_problem(manifest)
+    if shape is not None:
+        return shape
+    files = manifest["files"]
+    for name in files:
+        if _outside(folder, name):
+            return f"its manifest names {name[:80]!r}, outside the checkpoint folder or through a link"
+    for name in _REQUIRED:  # a manifest that leaves one out would let Trainer restart it silently
+        if name not in files:
+            return f"its manifest does not list {name}, so training would restart it from scratch"
+    for name, expected in files.items():
         path = folder / name
         if not path.is_file():
             return f"{name} is missing"
@@ -108,19 +146,23 @@ def checkpoint_problem(folder: str | Path) -> str | None:
     return None
 
 
-def _checkpoints(output_dir: str | Path) -> list[Checkpoint]:
-    """``checkpoint-<step>`` folders in ``output_dir``, oldest step first."""
+def _checkpoints(output_dir: str | Path, say_links: bool = False) -> list[Checkpoint]:
+    """``checkpoint-<step>`` folders in ``output_dir``, oldest step first. A symbolic link named like one
+    is left out: hftl never resumes from it, counts it, or deletes through it."""
     found = []
     for path in Path(output_dir).iterdir() if Path(output_dir).is_dir() else ():
         match = _STEP.match(path.name)
-        if match and path.is_dir():
+        if match and path.is_symlink():
+            if say_links:
+                log(f"skipping {path.name}: a symbolic link, which hftl never resumes from or deletes")
+        elif match and path.is_dir():
             found.append(Checkpoint(path, int(match.group(1))))
     return sorted(found, key=lambda checkpoint: checkpoint.step)
 
 
 def newest_complete_checkpoint(output_dir: str | Path) -> str | None:
     """The newest intact checkpoint in ``output_dir``; each newer one skipped is named with its problem."""
-    for checkpoint in reversed(_checkpoints(output_dir)):
+    for checkpoint in reversed(_checkpoints(output_dir, say_links=True)):
         problem = checkpoint_problem(checkpoint.path)
         if problem is None:
             return str(checkpoint.path)

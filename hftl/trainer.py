@@ -3,6 +3,7 @@ marked complete only when fully written, and stops (NaN, SIGTERM/SIGINT) that ne
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_group
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length
 
 from ._faults import fault_point
+from ._resume import RUN_FILE
 from .checkpoints import MANIFEST, rotate_checkpoints, write_manifest
 from .errors import ConfigError, HftlError
 from .techniques.param_groups import discriminative_param_groups, uses_param_groups
@@ -251,6 +253,9 @@ class HftlTrainer(Trainer):
         if self.args.should_save:
             step = self.state.global_step
             fault_point("save:before-manifest", step)
+            run_file = run_dir / RUN_FILE
+            if run_file.is_file() and not run_file.is_symlink():  # the run's identity, vouched for by the
+                shutil.copyfile(run_file, folder / RUN_FILE)  # manifest: a resume checks this checkpoint's own
             write_manifest(folder, self.args.world_size, step)
             rotate_checkpoints(run_dir, keep, [str(folder), self.state.best_model_checkpoint], step)
 

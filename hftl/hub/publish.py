@@ -2,30 +2,37 @@
 
 Trainer's own ``push_to_hub`` creates the repo in ``Trainer.__init__`` and uploads checkpoints and
 ``training_args.bin`` (a pickle holding ``hub_token``), so hftl never hands ``push_to_hub`` to Trainer.
-It pushes once, after training, through ``huggingface_hub``: only safetensors, JSON, YAML, text,
-Markdown and PNG files, from a staging folder built here.
+It pushes once, after training, through ``huggingface_hub``, from a staging folder built here: only the
+files the run wrote (its ``hftl_outputs.json``), never through a symbolic link, only safetensors, JSON,
+YAML, text, Markdown and PNG files, with local paths in ``hftl_config.yaml`` and the adapter's config
+replaced by public names.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+import yaml
 from huggingface_hub import HfApi, get_token
 
 from .._log import log
+from .._output import CONFIG_FILE, DRY_RUN_DIR, OUTPUTS_FILE, plain_path, read_outputs
 from ..errors import ConfigError, HftlError
 from ..resolve import hub_status
 from .card import CARD_FILE
+from .outputs import _card_of, _public_name
 
 __all__ = ["push", "check_can_push", "stage_upload", "DRY_RUN_DIR", "PushError"]
 
-DRY_RUN_DIR = "push_dry_run"
+ADAPTER_CONFIG = "adapter/adapter_config.json"
 # what a published model folder may hold; pickles (.bin, .pt, .pkl) and checkpoints never go
 _PUBLISHED_SUFFIXES = {".safetensors", ".json", ".yaml", ".yml", ".txt", ".md", ".png", ".model", ".jinja"}
-_NEVER = {"training_args.bin", DRY_RUN_DIR, "hftl_run.json"}  # the last holds local paths
+_NEVER = {"training_args.bin", DRY_RUN_DIR, "hftl_run.json", OUTPUTS_FILE}  # the last two: local only
 
 
 class PushError(HftlError):
@@ -53,22 +60,67 @@ def check_can_push(repo_id: str | None, dry_run: bool, token: str | None = None)
         )
 
 
+def _local_path(value) -> bool:
+    """A string that names a place on this machine rather than a Hub id or a built-in name."""
+    return isinstance(value, str) and (
+        os.path.isabs(value) or value.startswith(("~", "./", "../")) or Path(value).expanduser().exists()
+    )
+
+
+def _public(value, base_model: str | None = None):
+    """A value as published: a local path becomes ``base_model`` (the Hub id the card names) when given,
+    else the name its own card gives, else its base name; lists are mapped item by item."""
+    if isinstance(value, list):
+        return [_public(item) for item in value]
+    if not _local_path(value):
+        return value
+    return base_model or _public_name(value)
+
+
+def _write_public_copy(path: Path, target: Path, base_model: str | None) -> None:
+    """``hftl_config.yaml`` and the adapter's config without local paths (the local files keep them, so
+    ``--config`` still reruns the job and the adapter still finds its base here)."""
+    relative_name = target.name
+    if relative_name == CONFIG_FILE:
+        values = yaml.safe_load(path.read_text()) or {}
+        public = {
+            key: _public(value, base_model if key == "model" else None) for key, value in values.items()
+        }
+        header = "# The resolved hftl options of this run, local paths replaced by names. Rerun: --config FILE\n"
+        target.write_text(header + yaml.safe_dump(public, sort_keys=False))
+    else:
+        values = json.loads(path.read_text())
+        key = "base_model_name_or_path"
+        values[key] = _public(values.get(key), base_model)
+        target.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+
+
 def stage_upload(output_dir: str | Path, destination: str | Path) -> list[str]:
-    """Copy the publishable files of ``output_dir`` into ``destination``; return their relative paths."""
+    """Copy the publishable files the run wrote (``hftl_outputs.json``) into ``destination``; return their
+    relative paths. A listed file reached through a symbolic link is skipped with a line."""
     source, destination = Path(output_dir), Path(destination)
-    if not (source / CARD_FILE).is_file():
+    listed = read_outputs(source)  # refuses a folder without the list
+    if CARD_FILE not in listed or not (source / CARD_FILE).is_file():
         raise ConfigError(f"{source} has no {CARD_FILE} model card; push an hftl output directory.")
+    base_model = _card_of(source)[1]
     copied = []
-    for path in sorted(source.rglob("*")):
-        relative = path.relative_to(source)
-        if not path.is_file() or relative.parts[0] in _NEVER or relative.parts[0].startswith("checkpoint-"):
+    for relative in sorted(listed):
+        path = source / relative
+        if not plain_path(source, relative):
+            log(f"not pushing {relative}: it is a symbolic link, and hftl pushes only files it wrote")
+            continue
+        first = Path(relative).parts[0]
+        if not path.is_file() or first in _NEVER or first.startswith("checkpoint-"):
             continue
         if path.suffix not in _PUBLISHED_SUFFIXES or path.name in _NEVER:
             continue
         target = destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
-        copied.append(relative.as_posix())
+        if relative in (CONFIG_FILE, ADAPTER_CONFIG):
+            _write_public_copy(path, target, base_model)
+        else:
+            shutil.copy2(path, target)
+        copied.append(relative)
     return copied
 
 
