@@ -156,3 +156,88 @@ def test_tokenised_splits_are_cached_by_tokenizer_and_length(tiny_bert_dir, tmp_
     fallback, fallback_train = tokenise(tokenizer, 8)
     assert fallback == tokenise(tokenizer, 8)[0] != first
     assert fallback_train["input_ids"] == train["input_ids"]
+
+
+def test_confusion_matrix_with_1500_classes_is_drawn_small_without_names(tmp_path, capfd):
+    """0.55 inch a class made a 1500-class figure 827 inches (91,000 px) square: matplotlib refuses it
+    after training has finished. Past 60 classes the figure keeps a fixed size and drops the names."""
+    import numpy as np
+    from PIL import Image
+
+    from hftl.hub.plots import plot_confusion_matrix
+
+    names = [f"class{index}" for index in range(1500)]
+    rng = np.random.default_rng(0)
+    references = rng.integers(0, 1500, 3000)
+    path = plot_confusion_matrix(references[::-1], references, names, tmp_path / "cm.png")
+    with Image.open(path) as image:
+        assert max(image.size) <= 2000
+    assert "1500 classes: the confusion matrix is drawn without class names" in capfd.readouterr().err
+    hot = rng.integers(0, 2, (50, 1500))
+    path = plot_confusion_matrix(hot, hot, names, tmp_path / "bars.png", multi_label=True)
+    with Image.open(path) as image:
+        assert max(image.size) <= 2000
+
+
+def test_huge_cell_is_cut_by_characters_before_tokenising_with_the_same_ids(tmp_path, tiny_bert_dir, capfd):
+    """One 300,000-character cell: the tokenizer sees at most max_length * 64 characters of it, and the
+    ids are those of the whole text truncated (the cut drops only what truncation drops)."""
+    from datasets import Dataset, DatasetDict
+    from transformers import AutoTokenizer
+
+    from hftl.tasks.text_classification import CHARS_PER_TOKEN_BOUND
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    huge = " ".join(["goal team match"] * 20_000)
+    texts = [huge, "short text here"]
+    seen = []
+    real_call = type(tokenizer).__call__
+
+    def spy(self, *args, **kwargs):
+        seen.extend(len(text) for text in args[0])
+        return real_call(self, *args, **kwargs)
+
+    data = DatasetDict(train=Dataset.from_dict({"text": texts, "labels": [0, 1]}))
+    try:
+        type(tokenizer).__call__ = spy
+        out = TEXT.preprocess(data, tokenizer, ["text"], 64, DataArguments(dataset="x"))
+    finally:
+        type(tokenizer).__call__ = real_call
+    assert max(seen) == 64 * CHARS_PER_TOKEN_BOUND
+    assert out["train"]["input_ids"] == tokenizer(texts, truncation=True, max_length=64)["input_ids"]
+    assert "cut 1 text(s) longer than 4096 characters" in capfd.readouterr().err
+
+
+def test_left_truncation_keeps_the_end_of_a_cut_cell(tiny_bert_dir):
+    from datasets import Dataset, DatasetDict
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir, truncation_side="left")
+    texts = [" ".join(["goal"] * 5000) + " election vote"]
+    data = DatasetDict(train=Dataset.from_dict({"text": texts, "labels": [0]}))
+    out = TEXT.preprocess(data, tokenizer, ["text"], 16, DataArguments(dataset="x"))
+    assert out["train"]["input_ids"] == tokenizer(texts, truncation=True, max_length=16)["input_ids"]
+
+
+@pytest.mark.parametrize(
+    "label_of, names",
+    [
+        (lambda i: ["pos", "pos ", " pos", "neg", "neg\u200b"][i % 5], ["neg", "pos"]),
+        (lambda i: ["None", "NA", "null", "nan"][i % 4], ["NA", "None", "nan", "null"]),
+    ],
+    ids=["spaces-and-zero-width", "missing-value-words"],
+)
+def test_label_strings_kept_or_cleaned(tmp_path, label_of, names):
+    rows = [{"text": f"text number {i}", "label": label_of(i)} for i in range(40)]
+    data = prepare(write_csv(tmp_path / "d.csv", rows))
+    assert data.labels.names == names
+    for split in data.splits.values():  # every row's label is its cleaned name
+        for row in split:
+            index = int(row["text"].split()[-1])
+            assert data.labels.names[row["labels"]] == label_of(index).strip().replace("\u200b", "")
+
+
+def test_look_alike_labels_are_refused_with_the_pair(tmp_path):
+    rows = [{"text": f"t{i}", "label": ["pos", "Pos", "neg", "ｎｅｇ"][i % 4]} for i in range(40)]
+    with pytest.raises(DataError, match=r"\('Pos' / 'pos'; 'neg' / 'ｎｅｇ'\)"):
+        prepare(write_csv(tmp_path / "d.csv", rows))

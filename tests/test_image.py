@@ -356,3 +356,41 @@ def test_from_scratch_recalibrates_batchnorm_statistics_for_the_final_weights(
     assert len(probe_norms) == len(stock_norms) > 0
     for trained, kept in zip(probe_norms, stock_norms, strict=True):
         torch.testing.assert_close(trained.running_mean, kept.running_mean)
+
+
+def test_extreme_strip_is_resized_from_a_bounded_intermediate():
+    """A 1x12000 strip: resizing its short side to the model size made the long one millions of pixels.
+    It is cut to its central 10:1 part first; what the eval transform returns is what a 1x10 strip gives."""
+    from hftl.tasks.image_classification import MAX_ASPECT_RATIO, ImageSettings, build_transforms, to_rgb
+
+    strip = Image.new("RGB", (1, 12000), (200, 30, 30))
+    capped = to_rgb(strip)
+    assert capped.size == (1, MAX_ASPECT_RATIO)
+    _, evaluation = build_transforms(ImageSettings(224, (0.5,) * 3, (0.5,) * 3), "none")
+    resize = evaluation.transforms[0]
+    assert max(resize(capped).size) <= 256 * MAX_ASPECT_RATIO  # 2560 px, not 3 million
+    assert torch.equal(evaluation(capped), evaluation(Image.new("RGB", (1, 10), (200, 30, 30))))
+    square = Image.new("RGB", (40, 30), (1, 2, 3))
+    assert to_rgb(square).tobytes() == square.tobytes()  # ordinary images are untouched
+
+
+def test_malformed_exif_is_caught_in_pre_flight():
+    """datasets applies EXIF orientation on every read; this EXIF block (orientation 6 and a Make tag stored
+    as a fraction) makes PIL's exif_transpose raise, which would stop training at that image."""
+    import io
+    import struct
+
+    from datasets import Image as ImageFeature
+
+    from hftl.tasks.image_classification import _inspect
+
+    entries = [(0x010F, 5, 1, struct.pack("<I", 38)), (0x0112, 3, 1, struct.pack("<HH", 6, 0))]
+    ifd = struct.pack("<H", 2) + b"".join(struct.pack("<HHI", *e[:3]) + e[3] for e in entries) + b"\0" * 4
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 10), (200, 0, 0)).save(
+        buffer, "JPEG", exif=b"Exif\0\0II*\0" + struct.pack("<I", 8) + ifd + struct.pack("<II", 1, 2)
+    )
+    item = {"bytes": buffer.getvalue(), "path": None}
+    with pytest.raises(AttributeError):
+        ImageFeature().decode_example(item)  # what training would hit
+    assert _inspect(item) == ("malformed EXIF block", None)

@@ -6,10 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .._log import log
+
 __all__ = ["CONFUSION_FILE", "CURVES_FILE", "plot_confusion_matrix", "plot_training_curves"]
 
 CONFUSION_FILE = "confusion_matrix.png"
 CURVES_FILE = "training_curves.png"
+# Past this many classes their names can't be read and 0.55 inch each makes a figure too large to draw
+# (1500 classes: 827 inches square); the figure keeps a fixed size and shows the matrix as a heat map.
+NAMED_CLASSES_MAX = 60
 
 
 def _pyplot():
@@ -29,7 +34,13 @@ def plot_confusion_matrix(
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     plt = _pyplot()
-    size = max(4.0, 0.55 * len(names) + 2.5)
+    named = len(names) <= NAMED_CLASSES_MAX
+    size = max(4.0, 0.55 * len(names) + 2.5) if named else 12.0
+    if not named:
+        log(
+            f"{len(names)} classes: the confusion matrix is drawn without class names (over {NAMED_CLASSES_MAX} "
+            "can't be read); all_results.json holds the metrics"
+        )
     fig, ax = plt.subplots(figsize=(size, size * (0.8 if multi_label else 1.0)), dpi=110)
     if multi_label:
         precision, recall, f1, _ = precision_recall_fscore_support(references, predictions, zero_division=0)
@@ -40,18 +51,22 @@ def plot_confusion_matrix(
             (0.27, f1, "F1"),
         ):
             ax.bar(x + offset, values, width=0.27, label=label)
-        ax.set_xticks(x, names, rotation=45, ha="right")
+        if named:
+            ax.set_xticks(x, names, rotation=45, ha="right")
+        else:
+            ax.set_xlabel("class id")
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("score on the test split")
         ax.legend()
         ax.set_title("Per-class scores (test split, tuned threshold)")
     else:
         matrix = confusion_matrix(references, predictions, labels=list(range(len(names))))
-        ax.imshow(matrix, cmap="Blues")
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-        ax.set_yticks(range(len(names)), names)
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
+        ax.imshow(matrix, cmap="Blues", interpolation="nearest")
+        if named:
+            ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+            ax.set_yticks(range(len(names)), names)
+        ax.set_xlabel("predicted class" if named else "predicted class id")
+        ax.set_ylabel("true class" if named else "true class id")
         ax.set_title(f"Confusion matrix (test split, {int(matrix.sum())} examples)")
         threshold = matrix.max() / 2 if matrix.size else 0
         if len(names) <= 30:  # numbers stay legible up to about 30 classes

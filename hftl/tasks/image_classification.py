@@ -67,9 +67,29 @@ def settings_from_processor(processor) -> ImageSettings:
     )
 
 
+# Longest side over shortest side kept. Resizing scales the short side to the model's size, so a 1x12000
+# strip would become 256 x 3 million pixels (GBs) before the crop; cutting it to its central 10:1 part
+# first loses nothing the center crop would keep, and bounds the resize at 10x a square's work.
+MAX_ASPECT_RATIO = 10
+
+
+def _cap_aspect_ratio(image: PILImage.Image) -> PILImage.Image:
+    width, height = image.size
+    short, long = sorted((width, height))
+    if long <= MAX_ASPECT_RATIO * short:
+        return image
+    keep = MAX_ASPECT_RATIO * short
+    if width > height:
+        left = (width - keep) // 2
+        return image.crop((left, 0, left + keep, height))
+    top = (height - keep) // 2
+    return image.crop((0, top, width, top + keep))
+
+
 def to_rgb(image: PILImage.Image) -> PILImage.Image:
-    """Apply EXIF orientation and convert any mode (L, P, RGBA, CMYK, I;16) to RGB."""
-    image = ImageOps.exif_transpose(image)
+    """Apply EXIF orientation, cut an extreme strip to its central 10:1 part, and convert any mode (L, P,
+    RGBA, CMYK, I;16) to RGB."""
+    image = _cap_aspect_ratio(ImageOps.exif_transpose(image))
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: scale to 8 bits before RGB
         image = image.point(lambda value: value / 256).convert("L")
     if image.mode in ("RGBA", "LA", "P"):
@@ -274,8 +294,10 @@ def set_processor_size(processor, size: int) -> None:
         processor.crop_size = {"height": size, "width": size}
 
 
-def _unreadable(item: dict) -> str | None:
-    """Why an image can't be decoded (``None`` when it can): decoded fully, so truncation shows."""
+def _inspect(item: dict) -> tuple[str | None, tuple[str, str] | None]:
+    """(why the image can't be used or ``None``, (kind, detail) of a change made to it or ``None``). The image
+    is decoded fully (so truncation shows) and put through what training does to it, EXIF orientation
+    included: ``datasets`` applies that on every read, and a malformed EXIF block fails there, mid-training."""
     try:
         source = io.BytesIO(item["bytes"]) if item.get("bytes") else item.get("path")
         with warnings.catch_warnings():
@@ -283,22 +305,55 @@ def _unreadable(item: dict) -> str | None:
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(source) as image:
                 image.load()
-        return None
+                frames = getattr(image, "n_frames", 1)
+                try:
+                    upright = ImageOps.exif_transpose(image)
+                except Exception:  # noqa: BLE001 - PIL raises many types for a damaged EXIF block
+                    return "malformed EXIF block", None
+                to_rgb(upright)
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
-        return f"over PIL's decompression-bomb limit of {PILImage.MAX_IMAGE_PIXELS} pixels"
+        return f"over PIL's decompression-bomb limit of {PILImage.MAX_IMAGE_PIXELS} pixels", None
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
-        return type(exc).__name__
+        return type(exc).__name__, None
+    width, height = upright.size
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        return None, ("elongated", f"{width}x{height}")
+    if frames > 1:
+        return None, ("animated", f"{frames} frames")
+    return None, None
+
+
+def _log_notes(notes: list[tuple[str, tuple[str, str]]], split_name: str, total: int) -> None:
+    """One counted line per kind of image that is used after a change."""
+    elongated = [(path, detail) for path, (kind, detail) in notes if kind == "elongated"]
+    animated = [(path, detail) for path, (kind, detail) in notes if kind == "animated"]
+    if elongated:
+        listing = ", ".join(f"{Path(path).name} {size}" for path, size in elongated[:3])
+        log(
+            f"{len(elongated)} image(s) of {total} in the {split_name} split are longer than {MAX_ASPECT_RATIO}:1 "
+            f"({listing}{' ...' if len(elongated) > 3 else ''}): cut to their central {MAX_ASPECT_RATIO}:1 part "
+            "before resizing, which keeps the resize small; the center crop keeps only the middle anyway"
+        )
+    if animated:
+        listing = ", ".join(f"{Path(path).name} {count}" for path, count in animated[:3])
+        log(
+            f"{len(animated)} image(s) of {total} in the {split_name} split have several frames "
+            f"({listing}{' ...' if len(animated) > 3 else ''}); only the first frame is used"
+        )
 
 
 def drop_unreadable_images(split: Dataset, split_name: str, column: str, max_bad_fraction: float) -> Dataset:
     """Pre-flight scan: decode every image once; skip the unreadable ones (listed by path) unless more than
     ``max_bad_fraction`` of the split is bad. The files themselves are never touched."""
     raw = split.cast_column(column, Image(decode=False))[column]
-    bad = [
-        (index, item.get("path") or f"row {index}", why)
-        for index, item in enumerate(raw)
-        if (why := _unreadable(item))
-    ]
+    bad, notes = [], []
+    for index, item in enumerate(raw):
+        why, note = _inspect(item)
+        if why:
+            bad.append((index, item.get("path") or f"row {index}", why))
+        elif note:
+            notes.append((item.get("path") or f"row {index}", note))
+    _log_notes(notes, split_name, len(split))
     if not bad:
         return split
     listing = "; ".join(f"{path} ({why})" for _, path, why in bad[:5]) + (" ..." if len(bad) > 5 else "")
