@@ -21,7 +21,7 @@ class HftlTrainingArguments(TrainingArguments, TechniqueOptions):
 
     - ``output_dir``: ``None`` -> a fresh timestamped folder under ``outputs/``.
     - ``learning_rate``: ``None`` -> auto: the built-in dataset's tuned rate for the method, else the
-      method's default (full 5e-5, lora 5e-4, linear-probe 5e-3).
+      method's default (full 5e-5, lora 5e-4, linear-probe 5e-3, distill 5e-5).
     - ``num_train_epochs``: ``None`` -> auto: the built-in dataset's tuned value, else 3.
     - ``per_device_train_batch_size``: 16 (was 8).
     - ``eval_strategy``: ``"epoch"`` (was ``"no"``); there is always a validation split.
@@ -46,7 +46,7 @@ class HftlTrainingArguments(TrainingArguments, TechniqueOptions):
         default=None,
         metadata={
             "help": "Peak learning rate (auto: the built-in dataset's tuned rate for the method, else "
-            "full 5e-5, lora 5e-4, linear-probe 5e-3)."
+            "full 5e-5, lora 5e-4, linear-probe 5e-3, distill 5e-5)."
         },
     )
     num_train_epochs: float | None = field(
@@ -59,7 +59,10 @@ class HftlTrainingArguments(TrainingArguments, TechniqueOptions):
     eval_strategy: str = field(
         default="epoch", metadata={"help": "When to evaluate on the validation split: no, steps or epoch."}
     )
-    logging_steps: float = field(default=10, metadata={"help": "Log the training loss every N steps."})
+    logging_steps: float = field(
+        default=10,
+        metadata={"help": "Log the training loss every N steps (a value below 1: that fraction of the run)."},
+    )
     train_sampling_strategy: str = field(
         default="group_by_length",
         metadata={

@@ -154,3 +154,181 @@ def test_python_config_gets_the_cli_type_conversion(tmp_path):
 def test_sampling_strategy_typo_is_refused():
     with pytest.raises(ConfigError, match="invalid choice: 'group_by_lenght'"):
         parse(["--train_sampling_strategy", "group_by_lenght"])
+
+
+# --- option values: one table of ranges (hftl/_option_checks.py) ---------------------------------
+
+
+def numeric_fields() -> dict[str, type]:
+    """Every int/float field of the four argument dataclasses -> int or float."""
+    import typing
+
+    from hftl.parser import ARGUMENT_CLASSES
+
+    fields = {}
+    for cls in ARGUMENT_CLASSES:
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            members = typing.get_args(hints[field.name]) or (hints[field.name],)
+            if field.init and float in members:
+                fields[field.name] = float
+            elif field.init and int in members:
+                fields[field.name] = int
+    return fields
+
+
+def test_every_numeric_option_has_a_rule():
+    from hftl._option_checks import OPTION_RULES
+
+    fields = numeric_fields()
+    assert len(fields) >= 50  # the stock TrainingArguments ones included
+    assert sorted(set(fields) - set(OPTION_RULES)) == []  # a new numeric field needs a rule
+    assert sorted(set(OPTION_RULES) - set(fields)) == []  # a rule for a field that no longer exists
+
+
+@pytest.mark.parametrize("name", sorted(numeric_fields()))
+def test_every_numeric_option_refuses_a_value_out_of_range(name):
+    """The table is applied to every field, on the command line: NaN for float fields, -2 (below every
+    int rule, -1 being some fields' "off") for int ones."""
+    bad = "nan" if numeric_fields()[name] is float else "-2"
+    with pytest.raises(ConfigError) as error:
+        parse([f"--{name}", bad])
+    line = str(error.value)
+    assert line.startswith(f"--{name} must be ") and f"(got {bad})" in line, line
+    assert "\n" not in line
+
+
+def test_defaults_and_edges_of_the_ranges_are_accepted():
+    _, data_args, method_args, training_args = parse(
+        ["--warmup_steps", "0.1", "--logging_steps", "0.5", "--max_steps", "-1", "--seed", "0", "--layer_decay", "1",
+         "--lora_dropout", "0", "--label_fraction", "1", "--dataloader_num_workers", "0", "--max_grad_norm", "0"]
+    )  # fmt: skip
+    assert (training_args.warmup_steps, training_args.logging_steps, training_args.layer_decay) == (
+        0.1,
+        0.5,
+        1.0,
+    )
+    assert (training_args.seed, training_args.dataloader_num_workers, method_args.lora_dropout) == (0, 0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"per_device_train_batch_size": 0}, "--per_device_train_batch_size must be at least 1 (got 0)."),
+        ({"learning_rate": float("nan")}, "--learning_rate must be a finite number (got nan)."),
+        ({"seed": -1}, "--seed must be a whole number from 0 to 4294967295 (got -1)."),
+        ({"lora_r": 2.5}, "--lora_r must be a whole number (got 2.5)."),
+        ({"num_train_epochs": [1]}, "finetune(): num_train_epochs must be a number, not [1]."),
+        ({"dataset": ["a.csv"]}, "finetune(): dataset must be a single value, not ['a.csv']."),
+        (
+            {"per_device_train_batch_size": True},
+            "finetune(): per_device_train_batch_size must be a whole number",
+        ),
+    ],
+)
+def test_python_keywords_are_checked_like_flags(options, expected):
+    with pytest.raises(ConfigError) as error:
+        collect_arguments({"model": None, "data": None, "method": None, "training": None}, options)
+    assert expected in str(error.value)
+
+
+def test_python_keywords_in_text_are_converted_like_flags():
+    _, _, method_args, training_args = collect_arguments(
+        {"model": None, "data": None, "method": None, "training": None},
+        {"learning_rate": "2e-5", "lora_r": "4"},
+    )
+    assert (training_args.learning_rate, method_args.lora_r) == (2e-5, 4)
+
+
+def test_an_instance_changed_after_it_was_built_is_checked_again():
+    from hftl import HftlTrainingArguments
+
+    training_args = HftlTrainingArguments(output_dir="out")
+    training_args.per_device_train_batch_size = 0  # __post_init__ has run already
+    with pytest.raises(ConfigError, match="--per_device_train_batch_size must be at least 1"):
+        collect_arguments({"model": None, "data": None, "method": None, "training": training_args}, {})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("dataset: [a.csv, b.csv]\n", "run.yaml': dataset must be a single value, not ['a.csv', 'b.csv']."),
+        ("dataset: {train: a.csv}\n", "run.yaml': dataset must be a single value"),
+        ("- method: lora\n", "run.yaml' must be a mapping of option: value, one a line (got a list)."),
+        (
+            "learning_rate: fast\n",
+            "run.yaml': learning_rate must be a number (write floats as 2.0e-5), not 'fast'.",
+        ),
+        ("num_train_epochs: [1]\n", "run.yaml': num_train_epochs must be a number, not [1]."),
+        (
+            "per_device_train_batch_size: 2.5\n",
+            "--per_device_train_batch_size must be a whole number (got 2.5).",
+        ),
+        ("learning_rate: .inf\n", "--learning_rate must be a finite number (got inf)."),
+        ("eval_strategy: no\n", "run.yaml': eval_strategy must be text, not False; quote the value"),
+        ("fp16: [1]\n", "run.yaml': fp16 must be true or false, not [1]."),
+        ("seed: -3\n", "--seed must be a whole number from 0 to 4294967295 (got -3)."),
+    ],
+)
+def test_yaml_values_of_the_wrong_shape_are_one_line(tmp_path, text, expected):
+    config = tmp_path / "run.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        parse(["--config", str(config)])
+    assert expected in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_yaml_lists_where_lists_belong_and_quoted_text_still_work(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("text_column: [a, b]\nlora_target_modules: [query, value]\nreport_to: [none]\n"
+                      "eval_strategy: 'no'\nlora_r: '16'\ndataset_config: 2019\n")  # fmt: skip
+    _, data_args, method_args, training_args = parse(["--config", str(config)])
+    assert data_args.text_columns == ["a", "b"] and method_args.lora_targets == ["query", "value"]
+    assert (training_args.eval_strategy.value, method_args.lora_r, data_args.dataset_config) == (
+        "no",
+        16,
+        "2019",
+    )
+
+
+def test_max_length_must_leave_room_for_text(tiny_bert_dir):
+    from transformers import AutoTokenizer
+
+    from hftl._option_checks import check_room_for_text
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)  # [CLS] a [SEP], [CLS] a [SEP] b [SEP]
+    check_room_for_text(tokenizer, 3, ["text"])
+    check_room_for_text(tokenizer, None, ["text"])  # auto: the model maximum
+    with pytest.raises(
+        ConfigError, match="--max_length 2 leaves no room for text: .* 2 special tokens .* at least 3"
+    ):
+        check_room_for_text(tokenizer, 2, ["text"])
+    with pytest.raises(ConfigError, match="adds 3 special tokens to each example; give at least 4"):
+        check_room_for_text(tokenizer, 3, ["premise", "hypothesis"])
+
+
+def test_cli_prints_one_line_and_no_traceback(capsys):
+    from hftl import run_cli
+
+    def main(*arguments):
+        raise AssertionError("main ran with a bad option")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, make_parser(), ["--per_device_train_batch_size", "0"])
+    assert exit_info.value.code == 2
+    assert (
+        capsys.readouterr().err == "hftl: error: --per_device_train_batch_size must be at least 1 (got 0).\n"
+    )
+
+
+def test_layer_decay_help_says_what_the_code_does():
+    """Above the stack: --learning_rate; top layer: factor x it; embeddings: factor^(L+1) x it."""
+
+    from hftl.techniques.param_groups import LayerMap
+
+    help_text = next(a.help for a in make_parser()._actions if a.dest == "layer_decay")
+    assert "above the layer stack (pooler, final norm) trains at --learning_rate" in help_text
+    assert "the top layer at this factor times it" in help_text and "factor^(L+1)" in help_text
+    layers = LayerMap(ids={"embeddings": 0, "layer.0": 1, "layer.1": 2, "pooler": 3}, num_layers=2)
+    assert [layers.scale(name, 0.5) for name in layers.ids] == [0.125, 0.25, 0.5, 1.0]

@@ -94,13 +94,14 @@ class TechniqueOptions:
         },
     )
     find_lr_steps: int = field(
-        default=100, metadata={"help": "Steps of the learning-rate range test (--find_lr)."}
+        default=100, metadata={"help": "Steps of the learning-rate range test (--find_lr), at least 10."}
     )
     hp_search: str | None = field(
         default=None,
         metadata={
             "help": "Hyperparameter search backend: optuna (pip install 'hftl[search]'). Searches learning "
-            "rate, batch size, epochs, and the method's own options (LoRA r/alpha/dropout, freezing).",
+            "rate, batch size, epochs (unless --max_steps is set), and the method's own options (lora: r, "
+            "alpha, dropout; full: --unfreeze_schedule and --layer_decay).",
             "choices": ["optuna"],
         },
     )
