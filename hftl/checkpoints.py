@@ -130,7 +130,8 @@ def checkpoint_problem(folder: str | Path) -> str | None:
     files = manifest["files"]
     for name in files:
         if _outside(folder, name):
-            return f"its manifest names {name[:80]!r}, outside the checkpoint folder or through a link"
+            shown = name if len(name) <= 40 else "..." + name[-37:]
+            return f"its manifest names {shown!r}, outside the folder or behind a link"
     for name in _REQUIRED:  # a manifest that leaves one out would let Trainer restart it silently
         if name not in files:
             return f"its manifest does not list {name}, so training would restart it from scratch"
@@ -187,7 +188,7 @@ def check_checkpoint(folder: str | Path, world_size: int, allow_changed: bool) -
     if problem is not None:
         raise CheckpointError(
             f"Checkpoint {folder} is unusable: {problem}. Pass an earlier checkpoint, or "
-            "--resume_from_checkpoint auto to fall back to the newest complete one."
+            "--resume_from_checkpoint auto for the newest complete one."
         )
     written_by = manifest.get("world_size", 1)
     if written_by != world_size and not allow_changed:
