@@ -190,3 +190,73 @@ def test_distilled_student_card_compares_teacher_and_student(tiny_options, tiny_
     assert "### Teacher and student (same test split)" in card.text and "inference speed" in card.text
     assert "distill" in card.data.tags
     assert "/tmp" not in card.content and "Distilled from the teacher `teacher`" in card.text
+
+
+def test_push_stages_exactly_the_files_the_run_wrote(tiny_options, tmp_path, capfd):
+    """Files the user adds later, and a listed file swapped for a link to a file elsewhere, never go."""
+    import yaml
+
+    result = finetune(**{**tiny_options, "method": "lora", "save_strategy": "steps", "save_steps": 1})
+    out = result.output_dir
+    listed = json.loads((out / "hftl_outputs.json").read_text())["files"]
+    assert {
+        "README.md", "config.json", "model.safetensors", "tokenizer.json", "all_results.json",
+        "test_report.json", "hftl_config.yaml", "confusion_matrix.png", "training_curves.png",
+        "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "adapter/label_names.json",
+    } <= set(listed)  # fmt: skip
+    assert not any(name.startswith("checkpoint-") or name == "hftl_run.json" for name in listed)
+    assert set(listed) == {  # everything the run left at the end, and nothing else
+        p.relative_to(out).as_posix()
+        for p in out.rglob("*")
+        if p.is_file() and p.relative_to(out).parts[0] not in ("hftl_run.json", "hftl_outputs.json")
+        and not p.relative_to(out).parts[0].startswith("checkpoint-")
+    }  # fmt: skip
+    # the user's files, added after the run
+    (out / "notes.md").write_text("my notes")
+    (out / "plots").mkdir()
+    (out / "plots" / "mine.png").write_bytes(b"\x89PNG mine")
+    secret = tmp_path / "elsewhere" / "secret.json"
+    secret.parent.mkdir()
+    secret.write_text('{"secret": "SECRET-CONTENT"}')
+    (out / "linked.json").symlink_to(secret)
+    (out / "test_report.json").unlink()
+    (out / "test_report.json").symlink_to(secret)  # a listed name, now a link: skipped with a line
+    capfd.readouterr()
+    folder = push(out, "me/tiny-lora", dry_run=True)
+    staged = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    publishable = {name for name in listed if not name.endswith((".bin", ".pt", ".pkl"))}
+    assert staged == publishable - {"test_report.json"}
+    assert "SECRET-CONTENT" not in all_text_under(folder)
+    assert "not pushing test_report.json: it is a symbolic link" in capfd.readouterr().err
+    # no absolute local path in the published config and adapter config; the local ones keep theirs
+    public = yaml.safe_load((folder / "hftl_config.yaml").read_text())
+    local = yaml.safe_load((out / "hftl_config.yaml").read_text())
+    assert local["model"] == tiny_options["model"] and local["output_dir"] == str(out)  # reruns with --config
+    assert public["model"] == "tiny-bert0" and public["dataset"] == "topics.csv" and public["output_dir"] == "out"
+    assert {key: value for key, value in public.items() if key not in ("model", "dataset", "output_dir")} == {
+        key: value for key, value in local.items() if key not in ("model", "dataset", "output_dir")
+    }
+    assert str(tmp_path) not in (folder / "hftl_config.yaml").read_text()
+    adapter = json.loads((folder / "adapter" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == "tiny-bert0"
+    assert json.loads((out / "adapter" / "adapter_config.json").read_text())["base_model_name_or_path"] == (
+        tiny_options["model"]
+    )
+    assert not any(str(tmp_path) in path.read_text() for path in folder.rglob("*.json"))
+    assert not any(str(tmp_path) in path.read_text() for path in folder.rglob("*.yaml"))
+
+
+def test_push_of_a_folder_without_the_list_is_refused(tmp_path, fake_hub, monkeypatch):
+    from hftl import ConfigError
+
+    monkeypatch.setenv("HF_TOKEN", CANARY)
+    out = tmp_path / "by-hand"
+    out.mkdir()
+    (out / "README.md").write_text("# a model\n")
+    (out / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"has no hftl_outputs.json \(the list of files an hftl run wrote\)") as error:
+        push(out, "me/by-hand", dry_run=True)
+    assert "\n" not in str(error.value) and not (out / "push_dry_run").exists()
+    with pytest.raises(ConfigError, match="has no hftl_outputs.json"):
+        push(out, "me/by-hand")
+    assert "upload" not in fake_hub and sorted(p.name for p in out.iterdir()) == ["README.md", "config.json"]
