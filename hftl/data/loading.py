@@ -56,7 +56,11 @@ def _check_file(path: Path) -> None:
             handle.seek(max(0, path.stat().st_size - 4))
             tail = handle.read(4)
         if head != b"PAR1" or tail != b"PAR1" or path.stat().st_size < 12:
-            what = "empty (0 bytes)" if not head else "not a parquet file (no PAR1 magic bytes)"
+            what = (
+                "empty (0 bytes)" if not head
+                else "cut short or damaged (parquet's closing PAR1 bytes are missing)" if head == b"PAR1"
+                else "not a parquet file (no PAR1 magic bytes)"
+            )  # fmt: skip
             raise DatasetNotFoundError(
                 f"{path} is {what}; re-export it, e.g. with pandas' df.to_parquet(), or give it the suffix of "
                 "its real format."
@@ -208,9 +212,10 @@ def _load_files(data_files: dict[str, str]) -> DatasetDict:
         raise _read_error(exc, data_files, builder) from None
     if builder == "csv":
         _check_delimiter(loaded, data_files)
-    if builder == "json":  # one object holding the rows reads as a single row
+    if builder == "json":  # one object holding the rows reads as one row, a list of strings as one column
         for split, file in data_files.items():
-            if len(loaded[split]) == 1 and (error := _json_shape_error(Path(file))):
+            odd = len(loaded[split]) == 1 or len(loaded[split].column_names) == 1
+            if odd and (error := _json_shape_error(Path(file))):
                 raise error
     return loaded
 
