@@ -350,14 +350,14 @@ def _load_processor_and_config(task, path: str, labels: LabelSpace, model_args: 
     except HftlError:
         raise
     except (OSError, ValueError, KeyError) as exc:
+        if not model_args.trust_remote_code and "trust_remote_code" in str(exc):
+            raise ModelNotFoundError(  # the same line as for a distillation teacher (distillation/teacher.py)
+                f"Model '{model_args.model}' needs code of its own to load (its auto_map), which hftl runs only "
+                "when asked: pass --trust_remote_code if you trust its code."
+            ) from None
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = (
-            ""
-            if model_args.trust_remote_code or "trust_remote_code" not in str(exc)
-            else " Pass --trust_remote_code if you trust its code."
-        )
         raise ModelNotFoundError(
-            f"Could not load the config or tokenizer of '{model_args.model}': {first_line[:200]}.{hint} "
+            f"Could not load the config or tokenizer of '{model_args.model}': {first_line[:200]}. "
             "A local directory needs config.json and the tokenizer files (save both with save_pretrained)."
         ) from None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -240,21 +241,70 @@ def test_student_with_another_tokenizer_is_refused(teacher_dir, topics_csv, tmp_
         )
 
 
-def test_image_distillation_renormalises_pixels_for_the_teacher(tmp_path, capfd):
-    """A ViT teacher (mean/std 0.5) taught to a timm CNN student (ImageNet mean/std), online and cached."""
-    import timm
-    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification, ViTConfig, ViTModel
+# --- what the teacher sees: one pixel mapping for online, cached and test passes ----------------------
+@pytest.fixture
+def teacher_calls(monkeypatch):
+    """Records every teacher pass: each ``teacher_logits()`` call (the cached-logits pass and the test
+    evaluation) with its dataset, and each training step's batch with the logits the teacher gave."""
+    import hftl.methods.distill as distill_method
+    from hftl.distillation.trainer import DistillationTrainer
 
-    from .test_image import COLOURS, make_image, save_backbone
+    calls = {"passes": [], "steps": []}
+    whole_pass, step_loss = distill_method.teacher_logits, DistillationTrainer.compute_loss
 
-    root = tmp_path / "photos"
-    for index in range(30):
-        name = list(COLOURS)[index % 3]
-        (root / name).mkdir(parents=True, exist_ok=True)
-        make_image(COLOURS[name], index).save(root / name / f"{index}.png")
+    def record_pass(teacher, dataset, *args, **kwargs):
+        logits = whole_pass(teacher, dataset, *args, **kwargs)
+        calls["passes"].append((dataset, logits))
+        return logits
+
+    def record_step(self, model, inputs, *args, **kwargs):
+        if not model.training:
+            return step_loss(self, model, inputs, *args, **kwargs)
+        step = {"inputs": {key: value.detach().clone() for key, value in inputs.items()}}
+
+        def keep(module, arguments, outputs):
+            step["teacher"] = outputs.logits.detach().float().clone()
+
+        hook = self.teacher.register_forward_hook(keep) if self.teacher is not None else None
+        try:
+            return step_loss(self, model, inputs, *args, **kwargs)
+        finally:
+            if hook is not None:
+                hook.remove()
+            calls["steps"].append(step)
+
+    monkeypatch.setattr(distill_method, "teacher_logits", record_pass)
+    monkeypatch.setattr(DistillationTrainer, "compute_loss", record_step)
+    return calls
+
+
+def photo_folder(root, size: int, train: int = 24, test: int = 9):
+    """``train/`` and ``test/`` folders of distinct noisy ``size``-pixel colour photos, one subfolder per colour."""
+    from PIL import Image
+
+    from .test_image import COLOURS
+
+    for split, count, seed in (("train", train, 0), ("test", test, 1000)):
+        for index in range(count):
+            name = list(COLOURS)[index % 3]
+            rng = np.random.default_rng(seed + index)
+            pixels = np.clip(np.array(COLOURS[name]) + rng.normal(0, 60, (size, size, 3)), 0, 255)
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels.astype("uint8")).save(root / split / name / f"{index}.png")
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def image_teacher(tmp_path_factory):
+    """A ViT (mean/std 0.5, 32 px) fine-tuned briefly on 32-pixel colour photos."""
+    from transformers import ViTConfig, ViTModel
+
+    from .test_image import save_backbone
+
+    folder = tmp_path_factory.mktemp("image-teacher")
     torch.manual_seed(0)
     vit = save_backbone(
-        tmp_path / "vit",
+        folder / "vit",
         ViTModel(
             ViTConfig(
                 image_size=32,
@@ -266,34 +316,142 @@ def test_image_distillation_renormalises_pixels_for_the_teacher(tmp_path, capfd)
             )
         ),
     )
-    image = dict(TINY_TRAINING, task="image-classification", dataset=str(root), image_size=32)
-    teacher = finetune(model=vit, output_dir=str(tmp_path / "teacher"), **image).output_dir
-    student = tmp_path / "student"
+    return str(
+        finetune(
+            model=vit,
+            task="image-classification",
+            dataset=photo_folder(folder / "photos", 32),
+            image_size=32,
+            output_dir=str(folder / "teacher"),
+            **{**TINY_TRAINING, "max_steps": 6, "learning_rate": 1e-3},
+        ).output_dir
+    )
+
+
+@pytest.fixture(scope="module")
+def timm_student(tmp_path_factory):
+    """A timm CNN (ImageNet mean/std), untrained."""
+    import timm
+    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+    folder = tmp_path_factory.mktemp("timm-student")
+    torch.manual_seed(0)
     cfg = dict(timm.create_model("test_efficientnet", pretrained=False).pretrained_cfg)
     TimmWrapperForImageClassification(
         TimmWrapperConfig(architecture="test_efficientnet", pretrained_cfg=cfg)
-    ).save_pretrained(student)
-    result = distill(teacher=str(teacher), student=str(student), output_dir=str(tmp_path / "online"), **image)
-    assert "the teacher's inputs are re-normalised" in capfd.readouterr().err
-    assert result.labels.names == ["blue", "green", "red"] and "teacher_test_accuracy" in result.metrics
-    with pytest.raises(ConfigError, match="random augmentation"):
-        distill(
-            teacher=str(teacher),
-            student=str(student),
-            teacher_logits="cache",
-            augment="crop-flip",
-            output_dir=str(tmp_path / "refused"),
-            **image,
-        )
-    cached = distill(
-        teacher=str(teacher),
-        student=str(student),
-        teacher_logits="cache",
+    ).save_pretrained(folder)
+    return str(folder)
+
+
+def logits_on_own_preprocessing(teacher_dir: str, dataset) -> torch.Tensor:
+    """The teacher's logits for every row of ``dataset``, from the raw images through the teacher's own
+    image processor (as ``pipeline()`` would run it), independently of hftl."""
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    processor = AutoImageProcessor.from_pretrained(teacher_dir)
+    model = AutoModelForImageClassification.from_pretrained(teacher_dir).eval()
+    images = [row["image"].convert("RGB") for row in dataset.with_format(None)]
+    with torch.no_grad():
+        return model(**processor(images=images, return_tensors="pt")).logits
+
+
+@pytest.mark.parametrize(
+    ("size", "tolerance"),
+    [(32, 1e-5), (48, 1e-3)],  # the teacher's own input size; a larger student (the teacher's is resized)
+    ids=["same-size", "student-larger"],
+)
+def test_image_teacher_gets_its_own_normalisation_online_cached_and_in_its_test_metrics(
+    size, tolerance, image_teacher, timm_student, tmp_path, teacher_calls, capfd
+):
+    """A ViT teacher (mean/std 0.5, 32 px) taught to a timm CNN student (ImageNet mean/std): the logits the
+    teacher gives online, the cached ones and its test metrics all come from its own preprocessing."""
+    options = dict(
+        TINY_TRAINING,
+        task="image-classification",
+        dataset=photo_folder(tmp_path / "photos", size),
+        image_size=size,
         augment="none",
-        output_dir=str(tmp_path / "cached"),
-        **image,
+        teacher=image_teacher,
+        student=timm_student,
     )
-    assert cached.trainer.teacher is None and "test_accuracy" in cached.metrics
+    online = distill(output_dir=str(tmp_path / "online"), **options)
+    online_steps, calls = teacher_calls["steps"], teacher_calls["passes"]
+    teacher_calls["steps"], teacher_calls["passes"] = [], []
+    assert [len(dataset) for dataset, _ in calls] == [9]  # the test evaluation
+    cached = distill(output_dir=str(tmp_path / "cached"), teacher_logits="cache", **options)
+    err = capfd.readouterr().err
+    assert "teacher inputs: the student's pixels re-normalised from mean (0.485" in err
+    (train, cached_logits), (test, test_logits) = teacher_calls["passes"]
+    assert cached.trainer.teacher is None and len(train) == len(cached.trainer.train_dataset)
+
+    # the cached pass and the test evaluation: the teacher's logits on its own preprocessing, row for row
+    torch.testing.assert_close(
+        torch.from_numpy(cached_logits),
+        logits_on_own_preprocessing(image_teacher, train),
+        atol=tolerance,
+        rtol=0,
+    )
+    own_test = logits_on_own_preprocessing(image_teacher, test)
+    torch.testing.assert_close(torch.from_numpy(test_logits), own_test, atol=tolerance, rtol=0)
+    labels = torch.tensor(test.with_format(None)["labels"])
+    accuracy = float((own_test.argmax(-1) == labels).float().mean())
+    assert cached.metrics["teacher_test_accuracy"] == online.metrics["teacher_test_accuracy"] == accuracy
+    assert cached.metrics["retention"] == cached.metrics["test_accuracy"] / max(accuracy, 1e-12)
+
+    # the training set carries them row for row, and the online teacher gives the same values for the same rows
+    stored = torch.tensor(cached.trainer.train_dataset.with_format(None)["teacher_logits"])
+    torch.testing.assert_close(stored, torch.from_numpy(cached_logits), atol=1e-6, rtol=0)
+    student_pixels = torch.stack([row["pixel_values"] for row in cached.trainer.train_dataset])
+    compared = 0
+    for step in online_steps:
+        for pixels, logits in zip(step["inputs"]["pixel_values"], step["teacher"], strict=True):
+            (row,) = [i for i in range(len(student_pixels)) if torch.equal(student_pixels[i], pixels)]
+            torch.testing.assert_close(logits, stored[row], atol=1e-5, rtol=0)
+            compared += 1
+    assert compared == TINY_TRAINING["max_steps"] * TINY_TRAINING["per_device_train_batch_size"]
+
+    if size == 32:
+        with pytest.raises(ConfigError, match="random augmentation"):
+            distill(
+                **{**options, "augment": "crop-flip"},
+                teacher_logits="cache",
+                output_dir=str(tmp_path / "refused"),
+            )
+
+
+def test_cached_teacher_logits_come_from_the_caching_pass_row_for_row(
+    teacher_dir, topics_csv, tmp_path, teacher_calls
+):
+    """hftl's own caching pass, then length-grouped and shuffled batches with unlabelled rows mixed in:
+    every batch's cached logits are the teacher's logits for that batch's own rows."""
+    result = distill(
+        teacher=teacher_dir,
+        dataset=str(topics_csv),
+        student_layers=1,
+        teacher_logits="cache",
+        label_fraction=0.5,
+        train_sampling_strategy="group_by_length",
+        output_dir=str(tmp_path / "out"),
+        **{**TINY_TRAINING, "max_steps": 6},
+    )
+    teacher = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
+    train = result.trainer.train_dataset
+    assert len(train) == 48 and -100 in train["labels"]
+    (cached_dataset, cached), _test = teacher_calls["passes"]
+    with torch.no_grad():  # each row alone, unpadded
+        one_by_one = torch.cat(
+            [teacher(input_ids=torch.tensor([row["input_ids"]])).logits for row in train.with_format(None)]
+        )
+    torch.testing.assert_close(torch.tensor(train["teacher_logits"]), one_by_one, atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.from_numpy(cached), one_by_one, atol=1e-5, rtol=0)
+    assert len(teacher_calls["steps"]) == 6
+    for step in teacher_calls["steps"]:
+        inputs = step["inputs"]
+        with torch.no_grad():
+            expected = teacher(
+                **{key: value for key, value in inputs.items() if key not in ("labels", "teacher_logits")}
+            ).logits
+        torch.testing.assert_close(inputs["teacher_logits"], expected, atol=1e-5, rtol=0)
 
 
 def test_cached_logits_give_the_same_loss_as_the_online_teacher(tmp_path):

@@ -7,6 +7,7 @@ from torch import nn
 
 from ..trainer import HftlTrainer
 from .loss import distillation_loss, hidden_state_loss
+from .teacher import teacher_inputs
 
 __all__ = ["DistillationTrainer", "PROJECTION_NAME"]
 
@@ -26,8 +27,8 @@ class DistillationTrainer(HftlTrainer):
         multi_label: Sigmoid (per class) soft targets instead of softmax.
         hidden_weight: Weight of the hidden-state MSE (0 turns it off).
         layer_map: ``(student, teacher)`` indices into ``output_hidden_states`` for that MSE.
-        pixel_renorm: ``(scale, shift)`` tensors turning the student's normalised pixels into the
-            teacher's normalisation (images with different mean/std); ``None`` for text or equal settings.
+        pixel_map: Turns the student's pixels into the teacher's (images whose mean/std or size
+            differ; see :class:`~hftl.distillation.teacher.PixelMap`); ``None`` for text or equal settings.
     """
 
     def __init__(
@@ -39,13 +40,13 @@ class DistillationTrainer(HftlTrainer):
         multi_label=False,
         hidden_weight=0.0,
         layer_map=None,
-        pixel_renorm=None,
+        pixel_map=None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.teacher = teacher
         self.alpha, self.temperature, self.multi_label = alpha, temperature, multi_label
-        self.hidden_weight, self.layer_map, self.pixel_renorm = hidden_weight, layer_map or [], pixel_renorm
+        self.hidden_weight, self.layer_map, self.pixel_map = hidden_weight, layer_map or [], pixel_map
         if teacher is not None:
             dtype = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
             if dtype is not None and self.args.device.type == "cuda":
@@ -56,13 +57,6 @@ class DistillationTrainer(HftlTrainer):
         super()._set_signature_columns_if_needed()
         if "teacher_logits" not in self._signature_columns:
             self._signature_columns = [*self._signature_columns, "teacher_logits"]
-
-    def _teacher_inputs(self, inputs: dict) -> dict:
-        teacher_inputs = {key: value for key, value in inputs.items() if key != "labels"}
-        if self.pixel_renorm is not None and "pixel_values" in teacher_inputs:
-            scale, shift = (tensor.to(teacher_inputs["pixel_values"].device) for tensor in self.pixel_renorm)
-            teacher_inputs["pixel_values"] = teacher_inputs["pixel_values"] * scale + shift
-        return teacher_inputs
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         cached = inputs.pop("teacher_logits", None)
@@ -79,7 +73,7 @@ class DistillationTrainer(HftlTrainer):
         if cached is None or want_hidden:
             with torch.no_grad():
                 teacher_outputs = self.teacher(
-                    **self._teacher_inputs(inputs), output_hidden_states=want_hidden
+                    **teacher_inputs(inputs, self.pixel_map), output_hidden_states=want_hidden
                 )
         teacher = cached if cached is not None else teacher_outputs.logits
         loss = distillation_loss(

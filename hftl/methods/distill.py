@@ -7,7 +7,14 @@ import torch
 from .._batch import model_inputs
 from .._log import log
 from ..distillation.student import check_student_layers, layer_count_attribute, truncate_layers
-from ..distillation.teacher import find_teacher, load_teacher, teacher_label_names, teacher_logits
+from ..distillation.teacher import (
+    find_teacher,
+    load_teacher,
+    teacher_inputs,
+    teacher_label_names,
+    teacher_logits,
+    teacher_pixel_map,
+)
 from ..distillation.trainer import DistillationTrainer, add_projection, remove_projection
 from ..errors import ConfigError
 from ._base import Method, save_model_and_processor
@@ -39,9 +46,10 @@ class Distillation(Method):
     summary = "the student trains on true labels and the teacher's soft targets"
 
     def setup(self, model_args, data_args, method_args, task) -> None:
-        self.source = find_teacher(method_args.teacher, model_args.revision)
+        self.source = find_teacher(method_args.teacher, model_args.revision, model_args.trust_remote_code)
         self.label_order = teacher_label_names(self.source)
         self.kept_layers = None
+        self.pixel_map = None
         if method_args.teacher_logits not in ("online", "cache"):
             raise ConfigError(f"--teacher_logits must be online or cache (got {method_args.teacher_logits}).")
         if method_args.distill_hidden_weight and task.name != "text-classification":
@@ -84,8 +92,11 @@ class Distillation(Method):
         if processor is not None and hasattr(processor, "get_vocab"):
             from transformers import AutoTokenizer
 
-            teacher_tokenizer = AutoTokenizer.from_pretrained(
-                self.source.adapter_dir or self.source.config_path
+            teacher_tokenizer = self.source.load(
+                "tokenizer",
+                AutoTokenizer.from_pretrained,
+                self.source.processor_path,
+                revision=self.source.revision,
             )
             if teacher_tokenizer.get_vocab() != processor.get_vocab():
                 raise ConfigError(
@@ -93,6 +104,22 @@ class Distillation(Method):
                     f"({len(processor)} tokens); hftl feeds both models the same token ids, so pick a student "
                     "with the teacher's tokenizer, or use --student_layers to distill into a truncated teacher."
                 )
+        if processor is not None and task is not None and task.name == "image-classification":
+            self.pixel_map = self._pixel_map(processor, data_args)
+
+    def _pixel_map(self, student_processor, data_args):
+        """How the student's pixels become the teacher's: its image processor's mean, std and size."""
+        from transformers import AutoImageProcessor
+
+        from ..tasks.image_classification import settings_from_processor
+
+        teacher_processor = self.source.load(
+            "image processor", AutoImageProcessor.from_pretrained, self.source.processor_path,
+            revision=self.source.revision,
+        )  # fmt: skip
+        student = settings_from_processor(student_processor)
+        student_size = (data_args.image_size if data_args is not None else None) or student.size
+        return teacher_pixel_map(student, settings_from_processor(teacher_processor), student_size)
 
     def prepare(self, model, head, method_args, base_model_id):
         if method_args.student_layers:
@@ -117,7 +144,6 @@ class Distillation(Method):
             student_width, teacher_width = student.config.hidden_size, self.teacher.config.hidden_size
             if student_width != teacher_width:
                 add_projection(student, student_width, teacher_width)
-        renorm = _pixel_renorm(trainer_kwargs.get("processing_class"), self.source, task)
         train = tokenized["train"]
         if "unlabelled" in tokenized:
             train = _with_unlabelled(train, tokenized["unlabelled"])
@@ -128,7 +154,9 @@ class Distillation(Method):
             dtype = _teacher_dtype(training_args)
             batch = training_args.per_device_eval_batch_size
             log(f"caching the teacher's logits for {len(train)} training rows (one pass)")
-            cached = teacher_logits(self.teacher, train, collator, batch, training_args.device, dtype)
+            cached = teacher_logits(
+                self.teacher, train, collator, batch, training_args.device, dtype, self.pixel_map
+            )
             train = _add_column(train, "teacher_logits", [row.tolist() for row in cached])
         trainer_kwargs["train_dataset"] = train
         log(
@@ -143,7 +171,7 @@ class Distillation(Method):
             multi_label=data.labels.multi_label,
             hidden_weight=self.hidden_weight,
             layer_map=layer_map,
-            pixel_renorm=renorm,
+            pixel_map=self.pixel_map,
             **trainer_kwargs,
         )
 
@@ -168,6 +196,7 @@ class Distillation(Method):
             args.per_device_eval_batch_size,
             args.device,
             dtype,
+            self.pixel_map,
         )
         from transformers import EvalPrediction
 
@@ -186,9 +215,9 @@ class Distillation(Method):
                 for i in range(min(len(tokenized["test"]), args.per_device_eval_batch_size))
             ]
         )
-        speedup = inference_latency(self.teacher, batch, args.device) / inference_latency(
-            student, batch, args.device
-        )
+        speedup = inference_latency(
+            self.teacher, teacher_inputs(batch, self.pixel_map, args.device)
+        ) / inference_latency(student, model_inputs(batch, args.device))
         key = "accuracy" if "test_accuracy" in metrics else "micro_f1"
         report = {
             **teacher,
@@ -210,22 +239,22 @@ class Distillation(Method):
 
 
 @torch.inference_mode()
-def inference_latency(model, batch: dict, device, repeats: int = 5) -> float:
-    """Median seconds of one forward pass on ``batch`` (after a warm-up pass), in eval mode."""
+def inference_latency(model, inputs: dict, repeats: int = 5) -> float:
+    """Median seconds of one forward pass on ``inputs`` (after a warm-up pass), in eval mode."""
     import statistics
     import time
 
     was_training = model.training
     model.eval()
-    inputs = model_inputs(batch, device)
+    cuda = next(iter(inputs.values())).device.type == "cuda"
     model(**inputs)
     times = []
     for _ in range(repeats):
-        if device.type == "cuda":
+        if cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
         model(**inputs)
-        if device.type == "cuda":
+        if cuda:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     model.train(was_training)
@@ -252,23 +281,3 @@ def _add_column(dataset, name: str, values: list):
     if transform is None:
         return dataset.add_column(name, values)
     return dataset.with_format(None).add_column(name, values).with_transform(transform)
-
-
-def _pixel_renorm(student_processor, source, task):
-    """Images: (scale, shift) from the student's pixel normalisation to the teacher's, if they differ."""
-    if task.name != "image-classification" or student_processor is None:
-        return None
-    from transformers import AutoImageProcessor
-
-    from ..tasks.image_classification import settings_from_processor
-
-    mine = settings_from_processor(student_processor)
-    theirs = settings_from_processor(AutoImageProcessor.from_pretrained(source.config_path))
-    if mine.mean == theirs.mean and mine.std == theirs.std:
-        return None
-    # x_teacher = ((x * std_s + mean_s) - mean_t) / std_t
-    mean_s, std_s, mean_t, std_t = (
-        torch.tensor(v).view(1, -1, 1, 1) for v in (mine.mean, mine.std, theirs.mean, theirs.std)
-    )
-    log("teacher and student normalise pixels differently: the teacher's inputs are re-normalised")
-    return std_s / std_t, (mean_s - mean_t) / std_t
