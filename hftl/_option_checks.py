@@ -215,11 +215,13 @@ def coerce_value(cls: type, name: str, value: Any, where: str) -> Any:
         if not isinstance(value, (bool, str)):
             raise ConfigError(f"{where}: {name} must be true or false, not {_shown(value)}.")
         return value
-    if isinstance(value, bool):  # YAML reads an unquoted no/yes/off/on as a boolean
+    # YAML reads an unquoted no/yes/off/on as a boolean, and 1.10 as the float 1.1: the text is lost
+    if isinstance(value, (bool, float)):
+        example = {False: "no", True: "yes"}.get(value, "1.10")
         raise ConfigError(
-            f"{where}: {name} must be text, not {value}; quote the value (e.g. '{name}: \"no\"')."
+            f"{where}: {name} must be text, not {value}; quote the value (e.g. '{name}: \"{example}\"')."
         )
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):  # a number used as a name (a dataset config such as 2019)
         return str(value)
     if not isinstance(value, str):
         listed = " (a name, or a list of names)" if name in _LIST_OK else ""

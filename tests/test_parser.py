@@ -267,6 +267,7 @@ def test_an_instance_changed_after_it_was_built_is_checked_again():
         ("learning_rate: .inf\n", "--learning_rate must be a finite number (got inf)."),
         ("eval_strategy: no\n", "run.yaml': eval_strategy must be text, not False; quote the value"),
         ("fp16: [1]\n", "run.yaml': fp16 must be true or false, not [1]."),
+        ("revision: 1.10\n", "run.yaml': revision must be text, not 1.1; quote the value"),
         ("seed: -3\n", "--seed must be a whole number from 0 to 4294967295 (got -3)."),
     ],
 )
