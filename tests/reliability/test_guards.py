@@ -10,7 +10,8 @@ import torch
 from transformers import TrainerCallback
 
 from hftl import ConfigError, finetune
-from hftl._resume import RUN_FILE, check_same_run
+from hftl._resume import RUN_FILE
+from hftl.checkpoints import MANIFEST
 from hftl.trainer import NonFiniteLossError
 
 from ..conftest import make_rows, write_csv
@@ -32,11 +33,34 @@ def test_resume_refuses_a_changed_method_or_label_set(tiny_options, tmp_path, no
         finetune(**{**tiny_options, "dataset": str(other), "resume_from_checkpoint": "auto"})
 
 
-def test_allow_changed_resume_skips_the_check(tmp_path):
-    (tmp_path / RUN_FILE).write_text(json.dumps({"method": "full"}))
-    check_same_run(tmp_path, {"method": "lora"}, allow_changed=True)
-    with pytest.raises(ConfigError):
-        check_same_run(tmp_path, {"method": "lora"}, allow_changed=False)
+def test_allow_changed_resume_skips_the_check(tiny_options, tmp_path):
+    """Other rows of the same size and labels: refused, then with the switch training goes on from the
+    checkpoint's step with the checkpoint's optimizer state (not a restart)."""
+    options = {**tiny_options, "max_steps": 4, "save_strategy": "steps", "save_steps": 2}
+    finetune(**options)
+    checkpoint = Path(options["output_dir"]) / "checkpoint-2"
+    saved = torch.load(checkpoint / "optimizer.pt", weights_only=True)["state"]
+    other = write_csv(tmp_path / "other" / "topics.csv", make_rows(60, seed=1))
+    changed = {**options, "dataset": str(other), "resume_from_checkpoint": str(checkpoint)}
+    with pytest.raises(ConfigError, match=r"would continue a different run \(train_data_sha256 "):
+        finetune(**changed)
+
+    class AtStart(TrainerCallback):
+        def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
+            self.step = state.global_step
+            self.state = {
+                key: {name: value.clone() for name, value in entry.items() if torch.is_tensor(value)}
+                for key, entry in optimizer.state_dict()["state"].items()
+            }
+
+    start = AtStart()
+    result = finetune(callbacks=[start], **{**changed, "allow_changed_resume": True})
+    assert start.step == 2 and result.trainer.state.global_step == 4
+    assert [entry["step"] for entry in result.trainer.state.log_history if "loss" in entry] == [1, 2, 3, 4]
+    assert start.state.keys() == saved.keys() and saved  # Adam's moments, as the checkpoint holds them
+    for key, entry in saved.items():
+        for name, value in entry.items():
+            assert torch.equal(start.state[key][name], value), (key, name)
 
 
 def test_non_finite_loss_stops_within_one_step_and_saves_nothing(tiny_options):
@@ -73,36 +97,74 @@ def test_same_seed_reproduces_weights_and_metrics_and_another_seed_changes_the_h
     assert not torch.equal(first["classifier.weight"], third["classifier.weight"])
 
 
-@pytest.mark.parametrize(
-    "changed, value",
-    [
-        ("model", "other/model"),
-        ("task", "image-classification"),
-        ("method", "lora"),
-        ("labels", ["politics", "science", "sport"]),
-        ("train_rows", 47),
-        ("train_data_sha256", "0123456789abcdef"),  # same size, other rows: another dataset
-    ],
-)
-def test_each_part_of_the_run_identity_is_checked_on_resume(tmp_path, changed, value):
-    from datasets import Dataset
+@pytest.fixture(scope="module")
+def checkpointed(tiny_bert_dir, tmp_path_factory) -> tuple[dict, Path]:
+    """A 2-step run of the tiny model with a checkpoint at step 2, and its options."""
+    from ..conftest import TINY_TRAINING
 
-    from hftl._resume import record_run, run_identity
+    root = tmp_path_factory.mktemp("identity")
+    csv = write_csv(root / "data" / "topics.csv", make_rows(60))
+    options = {**TINY_TRAINING, "model": tiny_bert_dir, "dataset": str(csv), "save_strategy": "steps", "save_steps": 2}
+    finetune(**{**options, "output_dir": str(root / "run")})
+    assert "hftl_run.json" in json.loads((root / "run" / "checkpoint-2" / MANIFEST).read_text())["files"]
+    return options, root / "run" / "checkpoint-2"
 
-    train = Dataset.from_dict({"text": [f"text {i}" for i in range(48)], "labels": [0, 1, 2] * 16})
-    identity = run_identity("tiny/model", "text-classification", "full", ["politics", "sport", "tech"], train)
-    edited = train.map(lambda row, i: {"text": row["text"] + "!" * (i == 5)}, with_indices=True)
-    relabelled = train.map(lambda row, i: {"labels": (row["labels"] + (i == 5)) % 3}, with_indices=True)
-    for other in (edited, relabelled):  # one text or one label changed: another fingerprint
-        assert (
-            run_identity("tiny/model", "text-classification", "full", ["a"], other)["train_data_sha256"]
-            != (identity["train_data_sha256"])
-        )
-    record_run(tmp_path, identity)
-    with pytest.raises(ConfigError, match=rf"would continue a different run \({changed} ") as error:
-        check_same_run(tmp_path, {**identity, changed: value}, allow_changed=False)
+
+def wider_bert(folder: Path, tokenizer_from: str) -> str:
+    """Another backbone (48 wide instead of 32): its weights would not fit the checkpoint's."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    config = BertConfig(vocab_size=30522, hidden_size=48, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)  # fmt: skip
+    BertModel(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_from).save_pretrained(folder)
+    return str(folder)
+
+
+def tiny_images(root: Path) -> dict:
+    from PIL import Image
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                       num_attention_heads=2, intermediate_size=64)  # fmt: skip
+    ViTModel(config).save_pretrained(root / "vit")
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(root / "vit")
+    colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 50, 210)}
+    for index in range(30):
+        name = list(colours)[index % 3]
+        (root / "photos" / name).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), colours[name]).save(root / "photos" / name / f"{index}.png")
+    return {"task": "image-classification", "model": str(root / "vit"), "dataset": str(root / "photos")}
+
+
+def changed_options(field: str, options: dict, tmp_path: Path) -> dict:
+    """finetune() options that change only ``field`` of the run identity (and what follows from it)."""
+    if field == "model":
+        return {"model": wider_bert(tmp_path / "wider", options["model"])}
+    if field == "task":
+        return tiny_images(tmp_path)
+    if field == "method":
+        return {"method": "lora"}
+    if field == "labels":
+        rows = [{**row, "label": row["label"].replace("tech", "science")} for row in make_rows(60)]
+        return {"dataset": str(write_csv(tmp_path / "relabelled.csv", rows))}
+    if field == "train_rows":
+        return {"max_train_samples": 40}
+    return {"dataset": str(write_csv(tmp_path / "other.csv", make_rows(60, seed=1)))}  # same size and labels
+
+
+@pytest.mark.parametrize("field", ["model", "task", "method", "labels", "train_rows", "train_data_sha256"])
+def test_each_part_of_the_run_identity_is_checked_on_resume(field, checkpointed, tmp_path, no_model_build):
+    """The identity comes from what finetune() was given and is read from the checkpoint itself: each
+    resume goes into a fresh --output_dir, which holds no hftl_run.json."""
+    options, checkpoint = checkpointed
+    resume = {**options, "resume_from_checkpoint": str(checkpoint)}
+    with pytest.raises(ConfigError, match=rf"would continue a different run \((.*; )?{field} ") as error:
+        finetune(**{**resume, **changed_options(field, options, tmp_path), "output_dir": str(tmp_path / "fresh")})
     assert "\n" not in str(error.value)
-    check_same_run(tmp_path, identity, allow_changed=False)
+    assert not (tmp_path / "fresh").exists()
+    with pytest.raises(AssertionError, match="a model was built"):  # the same options pass the check
+        finetune(**{**resume, "output_dir": str(tmp_path / "same")})
 
 
 def test_non_finite_weights_are_never_saved(tiny_options):
