@@ -72,6 +72,7 @@ class TeacherSource:
                     "which hftl runs only when asked: pass --trust_remote_code if you trust its code."
                 ) from None
             first_sentence = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
+            first_sentence = first_sentence.replace(f"'{path}'", "the folder")  # the path is in the line once
             raise ModelNotFoundError(
                 f"Could not load the {what} of teacher '{self.reference}': {first_sentence[:120]}; save the "
                 f"teacher's {what} there with save_pretrained() (an hftl output directory has it)."

@@ -47,6 +47,7 @@ class Distillation(Method):
 
     def setup(self, model_args, data_args, method_args, task) -> None:
         self.source = find_teacher(method_args.teacher, model_args.revision, model_args.trust_remote_code)
+        self.model_args = model_args
         self.label_order = teacher_label_names(self.source)
         self.kept_layers = None
         self.pixel_map = None
@@ -80,6 +81,9 @@ class Distillation(Method):
     def preflight(self, skeleton, method_args, *, processor=None, data_args=None, task=None) -> None:
         if method_args.student_layers:
             check_student_layers(skeleton, method_args.student_layers)
+        if task is not None:  # the teacher loads only after the student is built: check its weights file now
+            teacher_skeleton = task.model_skeleton(self.source.config(), self.model_args)
+            task.check_weights(self.source.config_path, teacher_skeleton, self.model_args)
         if (
             method_args.teacher_logits == "cache"
             and data_args is not None
