@@ -172,20 +172,23 @@ def _json_shape_problem(path: Path) -> str | None:
 
 
 def _bad_json_line(path: Path) -> str | None:
-    """'line N ... (why)' for the first line of a JSON lines file that isn't JSON."""
-    if path.stat().st_size > 2_000_000_000:
+    """'line N is not valid JSON (why)': where one JSON document breaks, or the first line of a JSON lines
+    file that isn't JSON."""
+    if path.stat().st_size > 200_000_000:
         return None
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        first = handle.read(1)
-        if first.strip() == "[":
-            return None
-        handle.seek(0)
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    json.loads(line)
-                except ValueError as error:
-                    return f"line {number} is not valid JSON ({error.msg} at column {error.colno})"
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        json.loads(text)
+        return None
+    except ValueError as error:
+        if not error.msg.startswith("Extra data"):  # one document (e.g. pretty-printed), broken here
+            return f"line {error.lineno} is not valid JSON ({error.msg} at column {error.colno})"
+    for number, line in enumerate(text.splitlines(), start=1):  # JSON lines
+        if line.strip():
+            try:
+                json.loads(line)
+            except ValueError as error:
+                return f"line {number} is not valid JSON ({error.msg} at column {error.colno})"
     return None
 
 
