@@ -224,8 +224,9 @@ def test_left_truncation_keeps_the_end_of_a_cut_cell(tiny_bert_dir):
     [
         (lambda i: ["pos", "pos ", " pos", "neg", "neg\u200b"][i % 5], ["neg", "pos"]),
         (lambda i: ["None", "NA", "null", "nan"][i % 4], ["NA", "None", "nan", "null"]),
+        (lambda i: ["A", "a", "B", "b"][i % 4], ["A", "B", "a", "b"]),  # letters: case is the class
     ],
-    ids=["spaces-and-zero-width", "missing-value-words"],
+    ids=["spaces-and-zero-width", "missing-value-words", "single-letters"],
 )
 def test_label_strings_kept_or_cleaned(tmp_path, label_of, names):
     rows = [{"text": f"text number {i}", "label": label_of(i)} for i in range(40)]

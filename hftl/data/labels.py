@@ -97,10 +97,13 @@ def clean_label_names(splits: dict[str, Dataset], column: str) -> dict[str, Data
 
 def _check_look_alikes(names: list[str], column: str) -> None:
     """Refuse classes that differ only in case, Unicode width or invisible characters (``pos``/``Pos``):
-    merging them silently could be wrong, training them apart certainly is."""
+    merging them silently could be wrong, training them apart almost certainly is. Single characters are
+    exempt: ``A`` and ``a`` are different classes in letter recognition."""
     groups: dict[str, list[str]] = {}
     for name in names:
         bare = "".join(ch for ch in name if unicodedata.category(ch) != "Cf")  # format chars: ZWJ, ZWNJ ...
+        if len(bare) <= 1:
+            continue
         groups.setdefault(unicodedata.normalize("NFKC", bare).casefold(), []).append(name)
     alike = [group for group in groups.values() if len(group) > 1]
     if alike:
