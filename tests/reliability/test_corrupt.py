@@ -140,3 +140,45 @@ def test_a_different_process_count_is_refused_unless_allowed(run_copy):
     with pytest.raises(CheckpointError, match=r"written by 2 process\(es\) and this run has 1"):
         check_checkpoint(checkpoint, world_size=1, allow_changed=False)
     check_checkpoint(checkpoint, world_size=1, allow_changed=True)
+
+
+def tree(folder: Path) -> dict:
+    """Every file under ``folder`` with its bytes (links not followed)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_rotation_and_cleanup_never_delete_through_a_symlinked_checkpoint(trained, run_copy, tmp_path, capfd):
+    """checkpoint-4 is a link to a complete checkpoint elsewhere and checkpoint-16 one to an incomplete
+    folder elsewhere: auto-resume skips both, and neither the cleanup of incomplete checkpoints nor the
+    rotation (--save_total_limit 1) deletes or unmarks anything through them."""
+    options, _ = trained
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.move(run_copy / "checkpoint-4", elsewhere / "checkpoint-4")
+    (run_copy / "checkpoint-4").symlink_to(elsewhere / "checkpoint-4", target_is_directory=True)
+    (elsewhere / "partial").mkdir()
+    (elsewhere / "partial" / "optimizer.pt").write_bytes(b"not a checkpoint of this run")
+    (run_copy / "checkpoint-16").symlink_to(elsewhere / "partial", target_is_directory=True)
+    outside = tree(elsewhere)
+    damage(run_copy / "checkpoint-12" / "optimizer.pt", "bit-flipped")
+    resumed = finetune(
+        **{**options, "output_dir": str(run_copy), "resume_from_checkpoint": "auto", "save_total_limit": 1}
+    )
+    assert resumed.trainer.state.global_step == 12
+    err = capfd.readouterr().err
+    assert "skipping checkpoint-16: a symbolic link" in err and "resuming from " + str(run_copy / "checkpoint-8") in err
+    assert tree(elsewhere) == outside  # bit for bit, manifests included
+    assert (run_copy / "checkpoint-4").is_symlink() and (run_copy / "checkpoint-16").is_symlink()
+    assert not (run_copy / "checkpoint-8").exists() and (run_copy / "checkpoint-12" / MANIFEST).is_file()
+
+
+def test_each_checkpoint_carries_its_run_identity_under_its_manifest(run_copy):
+    """A resume checks the identity of the checkpoint itself; a copy edited afterwards is caught."""
+    checkpoint = run_copy / "checkpoint-8"
+    manifest = json.loads((checkpoint / MANIFEST).read_text())
+    assert "hftl_run.json" in manifest["files"]
+    identity = json.loads((checkpoint / "hftl_run.json").read_text())
+    assert identity == json.loads((run_copy / "hftl_run.json").read_text()) and identity["method"] == "full"
+    (checkpoint / "hftl_run.json").write_text(json.dumps({**identity, "model": "other/model"}))
+    with pytest.raises(CheckpointError, match="unusable: hftl_run.json has .* bytes, .* were written"):
+        check_checkpoint(checkpoint, world_size=1, allow_changed=False)

@@ -184,3 +184,25 @@ def test_non_finite_weights_are_never_saved(tiny_options):
     output = Path(tiny_options["output_dir"])
     assert (output / "checkpoint-1").is_dir() and not (output / "checkpoint-2").exists()
     assert not (output / "model.safetensors").exists()
+
+
+def test_overwrite_output_dir_replaces_only_the_earlier_run(tiny_options):
+    """A LoRA run with checkpoints, then a full run over it: the user's file stops it (nothing touched);
+    without that file only what the earlier run wrote goes, and the folder holds exactly the new run."""
+    out = Path(tiny_options["output_dir"])
+    finetune(**{**tiny_options, "method": "lora", "save_strategy": "steps", "save_steps": 1})
+    assert (out / "adapter").is_dir() and (out / "checkpoint-2").is_dir()
+    (out / "notes.txt").write_text("mine")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=r"holds files hftl did not write \(notes.txt\)"):
+        finetune(**{**tiny_options, "overwrite_output_dir": True})
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    (out / "notes.txt").unlink()
+    with pytest.raises(ConfigError, match="already holds a finished run"):
+        finetune(**tiny_options)
+    finetune(**{**tiny_options, "overwrite_output_dir": True})
+    listed = json.loads((out / "hftl_outputs.json").read_text())["files"]
+    left = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert left == {*listed, "hftl_run.json", "hftl_outputs.json"}
+    assert not (out / "adapter").exists() and not list(out.glob("checkpoint-*"))
+    assert json.loads((out / RUN_FILE).read_text())["method"] == "full"
