@@ -99,11 +99,22 @@ class HftlArgumentParser(HfArgumentParser):
         """Read a YAML config into ``{option: value}``, refusing keys no dataclass has."""
         file = Path(path)
         if not file.is_file():
-            raise ConfigError(
-                f"Config file '{path}' does not exist; pass the path of a YAML file to --config."
-            )
+            what = "is a folder" if file.is_dir() else "does not exist"
+            raise ConfigError(f"Config file '{path}' {what}; pass the path of a YAML file to --config.")
         try:
-            values = yaml.safe_load(file.read_text()) or {}
+            text = file.read_bytes().decode("utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"Config file '{path}' can't be read ({exc.strerror}); check its permissions."
+            ) from None
+        except UnicodeDecodeError as exc:
+            line = exc.object[: exc.start].count(b"\n") + 1
+            raise ConfigError(
+                f"Config file '{path}' is not UTF-8 text (byte {exc.object[exc.start]:#x} on line {line}); "
+                f"save it as UTF-8 (iconv -f latin1 -t utf-8 '{path}' > fixed.yaml)."
+            ) from None
+        try:
+            values = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             line = getattr(getattr(exc, "problem_mark", None), "line", None)
             where = f" (line {line + 1})" if line is not None else ""

@@ -117,6 +117,16 @@ OPTION_CASES: list[Case] = [
         ConfigError, "run.yaml' is not valid YAML (line 3); fix the syntax.",
     ),
     Case(
+        "yaml-not-utf8", "a Latin-1 YAML config", "Refused with the line and byte, and an iconv command.",
+        lambda env: {"config": str(env.csv("run.yaml", "method: lora\ndataset: caf\xe9.csv\n".encode("latin-1")))},
+        ConfigError, "run.yaml' is not UTF-8 text (byte 0xe9 on line 2); save it as UTF-8 (iconv -f latin1",
+    ),
+    Case(
+        "yaml-config-is-a-folder", "--config naming a folder", "Refused: pass the path of a YAML file.",
+        lambda env: {"config": str(env.tmp)},
+        ConfigError, "is a folder; pass the path of a YAML file to --config.",
+    ),
+    Case(
         "yaml-missing-file", "--config naming no file", "Refused: pass the path of a YAML file.",
         lambda env: {"config": str(env.tmp / "missing.yaml")},
         ConfigError, "missing.yaml' does not exist; pass the path of a YAML file to --config.",
