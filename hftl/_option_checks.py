@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import numbers
+import os
 import types
 import typing
 from collections.abc import Callable
@@ -160,7 +162,7 @@ def _shown(value: Any) -> str:
 
 def _number_error(name: str, value: Any, whole: bool) -> str | None:
     """Why ``value`` can't be the number ``--name`` takes, or None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return f"--{name} must be a {'whole number' if whole else 'number'} (got {_shown(value)})."
     if not math.isfinite(value):
         return f"--{name} must be a finite number (got {value})."
@@ -198,6 +200,8 @@ def coerce_value(cls: type, name: str, value: Any, where: str) -> Any:
         return value
     if isinstance(value, enum.Enum) and str in scalars:
         return value
+    if isinstance(value, os.PathLike) and str in scalars:  # finetune(output_dir=Path(...))
+        return os.fspath(value)
     if int in scalars or float in scalars:
         whole = float not in scalars
         if isinstance(value, str):
@@ -205,12 +209,12 @@ def coerce_value(cls: type, name: str, value: Any, where: str) -> Any:
                 value = int(value) if whole else float(value)
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):  # ranges: check_options
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):  # ranges: check_options
             kind = "a whole number" if whole else "a number"
             if isinstance(value, str) and not whole:
                 kind += " (write floats as 2.0e-5)"
             raise ConfigError(f"{where}: {name} must be {kind}, not {_shown(value)}.")
-        return value
+        return int(value) if isinstance(value, numbers.Integral) else float(value)  # numpy scalars too
     if bool in scalars:
         if not isinstance(value, (bool, str)):
             raise ConfigError(f"{where}: {name} must be true or false, not {_shown(value)}.")

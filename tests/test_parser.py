@@ -232,12 +232,21 @@ def test_python_keywords_are_checked_like_flags(options, expected):
     assert expected in str(error.value)
 
 
-def test_python_keywords_in_text_are_converted_like_flags():
-    _, _, method_args, training_args = collect_arguments(
+def test_python_keywords_in_text_are_converted_like_flags(tmp_path):
+    import numpy as np
+
+    _, data_args, method_args, training_args = collect_arguments(
         {"model": None, "data": None, "method": None, "training": None},
-        {"learning_rate": "2e-5", "lora_r": "4"},
+        {
+            "learning_rate": "2e-5",
+            "lora_r": "4",
+            "seed": np.int64(3),
+            "output_dir": tmp_path,
+            "dataset": tmp_path,
+        },
     )
-    assert (training_args.learning_rate, method_args.lora_r) == (2e-5, 4)
+    assert (training_args.learning_rate, method_args.lora_r, training_args.seed) == (2e-5, 4, 3)
+    assert training_args.output_dir == data_args.dataset == str(tmp_path)  # a Path is welcome
 
 
 def test_an_instance_changed_after_it_was_built_is_checked_again():
