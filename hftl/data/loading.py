@@ -47,6 +47,14 @@ _TEXT_BOMS = {
 }
 
 
+_BINARY_MAGIC = {
+    b"PK\x03\x04": ("a zip archive (an Excel workbook?)", "export the sheet as CSV UTF-8"),
+    b"\x1f\x8b": ("gzip-compressed", "decompress it first (gunzip)"),
+    b"PAR1": ("a parquet file", "give it the .parquet suffix"),
+}
+_CONTROL_BYTES = [byte for byte in range(32) if chr(byte) not in "\t\n\r\f\v\x1b"]
+
+
 def _check_file(path: Path) -> None:
     """Refuse, in one line, a file that can't hold this format's rows: a parquet file without parquet's
     magic bytes (arrow's own error names neither file nor fix), a UTF-16/32 text file, a binary file."""
@@ -74,6 +82,10 @@ def _check_file(path: Path) -> None:
             f"{path} is {encoding.upper()} text; re-save it as UTF-8, e.g. iconv -f {encoding} -t utf-8 "
             f"{path.name} > {path.stem}-utf8{path.suffix}."
         )
+    fmt = path.suffix.lstrip(".").upper()
+    known = next((known for magic, known in _BINARY_MAGIC.items() if head.startswith(magic)), None)
+    if known:
+        raise DatasetNotFoundError(f"{path} is {known[0]}, not {fmt} text; {known[1]}.")
     if b"\x00" in head:
         odd, even = head[1::2], head[0::2]  # UTF-16 without a BOM: every other byte of ASCII text is NUL
         for nuls, name in ((odd, "UTF-16LE"), (even, "UTF-16BE")):
@@ -82,9 +94,11 @@ def _check_file(path: Path) -> None:
                     f"{path} is {name} text; re-save it as UTF-8, e.g. iconv -f {name.lower()} -t utf-8 "
                     f"{path.name} > {path.stem}-utf8{path.suffix}."
                 )
+    control = sum(head.count(byte) for byte in _CONTROL_BYTES)
+    if control > 0.05 * len(head):  # text has tabs and newlines, a stray NUL at most; binary data is ~10 %
         raise DatasetNotFoundError(
-            f"{path} holds NUL bytes (the first at byte {head.index(0)}), so it is binary or damaged, not "
-            f"{path.suffix.lstrip('.').upper()} text; pass the data file itself, saved as UTF-8 text."
+            f"{path} is binary ({control * 100 // len(head)} % control bytes in its first {len(head)} bytes), "
+            f"not {fmt} text; pass the data file itself, saved as UTF-8 text."
         )
 
 

@@ -7,6 +7,7 @@ decode but fail later (malformed EXIF), cost a lot (extreme strips) or are not w
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -45,6 +46,17 @@ def parquet_bytes(rows: list[dict]) -> bytes:
 
     buffer = io.BytesIO()
     pq.write_table(pa.table({key: [row[key] for row in rows] for key in rows[0]}), buffer)
+    return buffer.getvalue()
+
+
+def excel_bytes() -> bytes:
+    """A zip archive as an .xlsx workbook starts (its first member is [Content_Types].xml)."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/worksheets/sheet1.xml", "<worksheet/>")
     return buffer.getvalue()
 
 
@@ -163,7 +175,22 @@ DATA_CASES: list[Case] = [
     Case(
         "csv-binary", "binary bytes under a .csv name", "Refused: NUL bytes, not text.",
         lambda env: {"dataset": env.csv("b.csv", bytes(range(256)) * 8)},
-        DatasetNotFoundError, "b.csv holds NUL bytes (the first at byte 0), so it is binary or damaged, not CSV text",
+        DatasetNotFoundError, "b.csv is binary (10 % control bytes in its first 2048 bytes), not CSV text",
+    ),
+    Case(
+        "csv-excel-workbook", "an Excel workbook renamed .csv", "Refused: export the sheet as CSV.",
+        lambda env: {"dataset": env.csv("x.csv", excel_bytes())},
+        DatasetNotFoundError, "x.csv is a zip archive (an Excel workbook?), not CSV text; export the sheet as CSV UTF-8.",
+    ),
+    Case(
+        "csv-gzip-compressed", "a gzip-compressed CSV named .csv", "Refused: decompress it first.",
+        lambda env: {"dataset": env.csv("g.csv", gzip.compress(rows_csv(make_rows(30)).encode()))},
+        DatasetNotFoundError, "g.csv is gzip-compressed, not CSV text; decompress it first (gunzip).",
+    ),
+    Case(
+        "csv-stray-nul-byte", "a CSV text holding one NUL byte", "Read as text, as pandas reads it.",
+        lambda env: {"dataset": env.csv("n.csv", rows_csv([{**r, "text": r["text"] + (" a\0b" if i == 3 else "")} for i, r in enumerate(make_rows(30))]))},
+        check=labels_are("politics", "sport", "tech"),
     ),
     Case(
         "csv-utf8-bom", "a UTF-8 CSV starting with a byte-order mark", "Read as UTF-8: the mark is not part of the first column name.",
