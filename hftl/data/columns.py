@@ -62,8 +62,23 @@ def find_label_column(dataset: Dataset, given: str | None) -> str:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise DataError(f"No label column found; columns are: {_listing(columns)}. Pass --label_column NAME.")
+        raise DataError(
+            f"No label column found; columns are: {_listing(columns)}. Pass --label_column NAME"
+            + (
+                ". The first line reads as data, not names: add a header line, e.g. text,label."
+                if _looks_like_data(columns)
+                else "."
+            )
+        )
     raise DataError(f"Several columns could be the label ({_listing(found)}); pass --label_column NAME.")
+
+
+def _looks_like_data(columns: Sequence[str]) -> bool:
+    """Column names that read as a sentence or a number: a file without a header line lent its first row."""
+    return any(
+        len(name.split()) >= 3 or len(name) > 40 or name.strip().lstrip("-").replace(".", "", 1).isdigit()
+        for name in columns
+    )
 
 
 def _is_string(dataset: Dataset, name: str) -> bool:

@@ -124,10 +124,16 @@ def _has_no_rows(path: Path) -> bool:
 
 
 def _check_header(path: Path) -> None:
-    """A CSV/TSV header naming one column twice: pandas would rename the second ``label.1`` silently."""
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
-        header = next(csv.reader(handle, delimiter=delimiter), [])
+    """A header (or parquet schema) naming one column twice: pandas would rename the second ``label.1``
+    silently, arrow fails with a message about field references."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        header = pq.read_schema(path).names
+    else:
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+            header = next(csv.reader(handle, delimiter=delimiter), [])
     repeated = [
         name for name, count in Counter(name.strip() for name in header).items() if count > 1 and name
     ]
@@ -220,7 +226,7 @@ def _load_files(data_files: dict[str, str]) -> DatasetDict:
             f"Split files mix formats ({', '.join(sorted(suffixes))}); use one format for all splits."
         )
     builder, options = FILE_FORMATS[suffixes.pop()]
-    if builder == "csv":
+    if builder in ("csv", "parquet"):
         for file in data_files.values():
             _check_header(Path(file))
     try:

@@ -49,6 +49,17 @@ def parquet_bytes(rows: list[dict]) -> bytes:
     return buffer.getvalue()
 
 
+def duplicate_label_parquet() -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = make_rows(30)
+    columns = [[r["text"] for r in rows], [r["label"] for r in rows], ["other"] * 30]
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_arrays([pa.array(c) for c in columns], names=["text", "label", "label"]), buffer)
+    return buffer.getvalue()
+
+
 def excel_bytes() -> bytes:
     """A zip archive as an .xlsx workbook starts (its first member is [Content_Types].xml)."""
     import zipfile
@@ -156,6 +167,11 @@ DATA_CASES: list[Case] = [
         lambda env: {"dataset": env.csv("d.parquet", parquet_bytes(make_rows(30))[:200])},
         DatasetNotFoundError, "d.parquet is cut short or damaged (parquet's closing PAR1 bytes are missing)",
     ),
+    Case(
+        "parquet-duplicate-column", "a parquet schema naming 'label' twice", "Refused, naming the column.",
+        lambda env: {"dataset": env.csv("d.parquet", duplicate_label_parquet())},
+        DataError, "d.parquet names column(s) 'label' more than once; give every column its own name.",
+    ),
     # CSV
     Case(
         "csv-utf16", "a UTF-16 CSV (Excel's Unicode text)", "Refused with an iconv command from UTF-16.",
@@ -221,6 +237,11 @@ DATA_CASES: list[Case] = [
         "csv-blank-text", "a text of spaces only", "Refused like an empty text, with the count.",
         lambda env: {"dataset": env.csv("b.csv", rows_csv(make_rows(30)) + "   ,sport\n")},
         DataError, "1 rows of the train split have no text in column 'text'; drop or fill them.",
+    ),
+    Case(
+        "csv-no-header", "a CSV whose first line is already data", "Refused: add a header line.",
+        lambda env: {"dataset": env.csv("n.csv", lines([{**r, "text": f"{r['text']} number {i}"} for i, r in enumerate(make_rows(30))]))},
+        DataError, "Pass --label_column NAME. The first line reads as data, not names: add a header line, e.g. text,label.",
     ),
     # TSV
     Case(
