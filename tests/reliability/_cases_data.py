@@ -100,6 +100,25 @@ def strip(root: Path) -> None:
     Image.new("RGB", (1, 12000), COLOURS["red"]).save(root / "red" / "strip.png")  # 12 kB
 
 
+RESIZE_INPUTS: list[tuple[int, int]] = []  # sizes of what to_rgb hands the resize, in the running case
+
+
+def strip_watched(env: Env) -> dict:
+    """The strip case, recording the size of every image ``to_rgb`` passes on to the transforms."""
+    from hftl.tasks import image_classification
+
+    real = image_classification.to_rgb
+    RESIZE_INPUTS.clear()
+
+    def recorded(picture):
+        out = real(picture)
+        RESIZE_INPUTS.append(out.size)
+        return out
+
+    env.monkeypatch.setattr(image_classification, "to_rgb", recorded)
+    return images(env, strip)
+
+
 def animated(folder: Path, colour: str, index: int) -> None:
     """Three frames: the class colour first, then the two other colours."""
     others = [name for name in COLOURS if name != colour]
@@ -140,9 +159,12 @@ def linked_image_kept(seen, log):
 
 def strip_processed(seen, log):
     assert sum(len(split) for split in seen["processed"].values()) == 19
+    RESIZE_INPUTS.clear()
     for name in ("train", "validation", "test"):
         for row in seen["processed"][name]:
             assert row["pixel_values"].shape == (3, 32, 32)
+    assert len(RESIZE_INPUTS) == 19 and (1, 10) in RESIZE_INPUTS  # the strip reached the resize as 1x10
+    assert all(max(size) <= 10 * min(size) for size in RESIZE_INPUTS)
 
 
 def first_frames(seen, log):
@@ -319,7 +341,7 @@ DATA_CASES: list[Case] = [
     ),
     Case(
         "image-extreme-aspect", "a 1x12000-pixel strip (12 kB)", "Cut to its central 10:1 part before resizing, counted in a log line.",
-        lambda env: images(env, strip),
+        strip_watched,
         message="1 image(s) of 19 in the train split are longer than 10:1 (strip.png 1x12000)", check=strip_processed,
     ),
     Case(
