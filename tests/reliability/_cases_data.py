@@ -56,7 +56,9 @@ def duplicate_label_parquet() -> bytes:
     rows = make_rows(30)
     columns = [[r["text"] for r in rows], [r["label"] for r in rows], ["other"] * 30]
     buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_arrays([pa.array(c) for c in columns], names=["text", "label", "label"]), buffer)
+    pq.write_table(
+        pa.Table.from_arrays([pa.array(c) for c in columns], names=["text", "label", "label"]), buffer
+    )
     return buffer.getvalue()
 
 
@@ -131,7 +133,12 @@ def zero_by_zero_png() -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", 0, 0, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
 
 
 def metadata_without_file_name(env: Env) -> dict:
