@@ -63,7 +63,9 @@ def check_can_push(repo_id: str | None, dry_run: bool, token: str | None = None)
 def _local_path(value) -> bool:
     """A string that names a place on this machine rather than a Hub id or a built-in name."""
     return isinstance(value, str) and (
-        os.path.isabs(value) or value.startswith(("~", "./", "../")) or Path(value).expanduser().exists()
+        os.path.isabs(value)
+        or value.startswith(("~", "./", "../"))
+        or ("/" in value and Path(value).exists())  # a relative path; a bare name is already public
     )
 
 
@@ -80,8 +82,7 @@ def _public(value, base_model: str | None = None):
 def _write_public_copy(path: Path, target: Path, base_model: str | None) -> None:
     """``hftl_config.yaml`` and the adapter's config without local paths (the local files keep them, so
     ``--config`` still reruns the job and the adapter still finds its base here)."""
-    relative_name = target.name
-    if relative_name == CONFIG_FILE:
+    if target.name == CONFIG_FILE:
         values = yaml.safe_load(path.read_text()) or {}
         public = {
             key: _public(value, base_model if key == "model" else None) for key, value in values.items()
