@@ -134,7 +134,8 @@ def _foreign_files(folder: Path) -> list[str]:
 
 
 def _check_run_folder(folder: Path, resume_asked: bool, overwrite: bool, finished: list[str]) -> None:
-    interrupted = sorted(p.name for p in _hftl_checkpoints(folder)) or (
+    steps = sorted(_hftl_checkpoints(folder), key=lambda path: int(path.name.rpartition("-")[2]))
+    interrupted = [path.name for path in steps] or (
         [RUN_FILE] if (folder / RUN_FILE).is_file() else []
     )
     if interrupted and not finished and not resume_asked and not overwrite:
@@ -145,9 +146,9 @@ def _check_run_folder(folder: Path, resume_asked: bool, overwrite: bool, finishe
         )
     foreign = _foreign_files(folder)
     if foreign and not resume_asked:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        shown = ", ".join(foreign[:3])[:60] + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise ConfigError(
-            f"--output_dir {folder} holds files hftl did not write ({shown[:120]}), which a run would "
+            f"--output_dir {folder} holds files hftl did not write ({shown}), which a run would "
             "overwrite; pick a new or empty --output_dir (--overwrite_output_dir replaces only an earlier "
             "hftl run)."
         )
