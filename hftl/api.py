@@ -28,7 +28,7 @@ from ._runtime import use_all_cpu_cores
 from .checkpoints import resume_checkpoint, unsafe_checkpoint_error
 from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 from .data import LabelSpace, prepare_data
-from .errors import ConfigError, HftlError, ModelNotFoundError, TrainingStopped
+from .errors import CheckpointError, ConfigError, HftlError, ModelNotFoundError, TrainingStopped
 from .hub import check_can_push, push, write_card_and_images
 from .methods import count_parameters, get_method
 from .metrics import (
@@ -228,6 +228,13 @@ def finetune(
         train_result = trainer.train(resume_from_checkpoint=resume)
     except pickle.UnpicklingError as error:  # a checkpoint file that isn't plain tensors: never unpickled
         raise unsafe_checkpoint_error(resume, error) if resume else error from None
+    except RuntimeError as error:  # a checkpoint with no run identity (plain Trainer), of another model
+        if resume and "size mismatch" in str(error):
+            raise CheckpointError(
+                f"Checkpoint {resume} holds weights of other shapes than {model_args.model} builds (it records "
+                "no hftl_run.json to say which model wrote it); resume from a checkpoint of this model."
+            ) from None
+        raise
     _raise_if_stopped(trainer, output_dir)
     recalibrated = wants_recalibration(training_args, model_args.from_scratch) and recalibrate_batchnorm(
         trainer

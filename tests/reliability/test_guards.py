@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,19 @@ def test_overwrite_output_dir_replaces_only_the_earlier_run(tiny_options):
     assert left == {*listed, "hftl_run.json", "hftl_outputs.json"}
     assert not (out / "adapter").exists() and not list(out.glob("checkpoint-*"))
     assert json.loads((out / RUN_FILE).read_text())["method"] == "full"
+
+
+def test_a_plain_checkpoint_of_another_model_is_one_line(checkpointed, tmp_path, capfd):
+    """No manifest and no hftl_run.json (as plain Trainer writes it): the identity can't be checked, so
+    the weights' shapes are what tells: one line instead of torch's size-mismatch traceback."""
+    from hftl import CheckpointError
+
+    options, checkpoint = checkpointed
+    plain = Path(shutil.copytree(checkpoint, tmp_path / "plain" / "checkpoint-2"))
+    (plain / MANIFEST).unlink()
+    (plain / RUN_FILE).unlink()
+    wider = wider_bert(tmp_path / "wider", options["model"])
+    with pytest.raises(CheckpointError, match="holds weights of other shapes than .*wider builds") as error:
+        finetune(**{**options, "model": wider, "resume_from_checkpoint": str(plain), "output_dir": str(tmp_path / "o")})
+    assert "\n" not in str(error.value) and error.value.__suppress_context__
+    assert "checkpoint-2 records no hftl_run.json: the run that wrote it can't be checked" in capfd.readouterr().err
