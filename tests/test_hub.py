@@ -260,3 +260,17 @@ def test_push_of_a_folder_without_the_list_is_refused(tmp_path, fake_hub, monkey
     with pytest.raises(ConfigError, match="has no hftl_outputs.json"):
         push(out, "me/by-hand")
     assert "upload" not in fake_hub and sorted(p.name for p in out.iterdir()) == ["README.md", "config.json"]
+
+
+def test_dry_run_never_writes_through_a_linked_dry_run_folder(tiny_options, tmp_path):
+    from hftl import ConfigError
+
+    out = finetune(**tiny_options).output_dir
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("mine")
+    (out / "push_dry_run").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(ConfigError, match="push_dry_run is a symbolic link or a file") as error:
+        push(out, "me/tiny", dry_run=True)
+    assert "\n" not in str(error.value)
+    assert [p.name for p in elsewhere.iterdir()] == ["keep.txt"] and (elsewhere / "keep.txt").read_text() == "mine"

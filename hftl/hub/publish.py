@@ -146,6 +146,11 @@ def push(
     output_dir = Path(output_dir)
     if dry_run:
         folder = output_dir / DRY_RUN_DIR
+        if folder.is_symlink() or folder.exists() and not folder.is_dir():  # never written through
+            raise ConfigError(
+                f"{folder} is a symbolic link or a file, not hftl's dry-run folder; remove it and push again."
+            )
+        read_outputs(output_dir)  # refuse a folder without the list before deleting anything
         shutil.rmtree(folder, ignore_errors=True)
         files = stage_upload(output_dir, folder)
         log(f"push dry run: {len(files)} files that would go to {repo_id} are in {folder}")
