@@ -15,6 +15,8 @@ from hftl import TrainingStopped, finetune
 from hftl.checkpoints import MANIFEST
 from hftl.trainer import HftlTrainer
 
+from ..test_image import image_folder, tiny_resnet  # noqa: F401 - the fixtures
+
 # 48 training rows (60 - 6 validation - 6 test) in batches of 4: 12 optimizer steps an epoch
 RESUME_TRAINING = dict(
     num_train_epochs=2, max_steps=-1, save_strategy="steps", save_steps=50, logging_steps=1, seed=3
@@ -115,3 +117,36 @@ def test_resumed_distillation_equals_the_uninterrupted_one(tiny_options, tmp_pat
     batches.clear()
     resumed, _ = stop_and_resume(options, 9, tmp_path / "stopped", batches, monkeypatch)
     assert_same_run(reference, resumed, reference_batches, batches)
+
+
+@pytest.fixture
+def image_batches(monkeypatch) -> list[str]:
+    """The training batches of an image run in the order Trainer fed them, as digests of their pixels."""
+    seen: list[str] = []
+    step = HftlTrainer.training_step
+
+    def recording(self, model, inputs, *args, **kwargs):
+        seen.append(hashlib.sha256(inputs["pixel_values"].numpy().tobytes()).hexdigest()[:12])
+        return step(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(HftlTrainer, "training_step", recording)
+    return seen
+
+
+@pytest.mark.parametrize("workers", [0, None], ids=["in-process", "worker-processes"])
+def test_resumed_image_run_without_augmentation_equals_the_uninterrupted_one(
+    workers, tiny_resnet, image_folder, tmp_path, image_batches, monkeypatch  # noqa: F811 - the fixtures
+):
+    """A CNN (BatchNorm statistics resume too) with --augment none, decoding in the training process and
+    in hftl's default persistent worker processes (None: auto). Random augmentation does not resume bit
+    for bit (docs/reliability.md)."""
+    options = {
+        "task": "image-classification", "model": tiny_resnet, "dataset": str(image_folder), "augment": "none",
+        "dataloader_num_workers": workers, "per_device_train_batch_size": 4, "per_device_eval_batch_size": 8,
+        "eval_strategy": "no", "disable_tqdm": True, **RESUME_TRAINING,
+    }  # fmt: skip
+    reference = finetune(**{**options, "output_dir": str(tmp_path / "reference")})
+    reference_batches = list(image_batches)
+    image_batches.clear()
+    resumed, _ = stop_and_resume(options, 5, tmp_path / "stopped", image_batches, monkeypatch)
+    assert_same_run(reference, resumed, reference_batches, image_batches)
