@@ -19,7 +19,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length
 from ._faults import fault_point
 from ._resume import RUN_FILE
 from .checkpoints import MANIFEST, rotate_checkpoints, write_manifest
-from .errors import ConfigError, HftlError
+from .errors import CheckpointError, ConfigError, HftlError
 from .techniques.param_groups import discriminative_param_groups, uses_param_groups
 from .techniques.unfreeze import GradualUnfreezing
 
@@ -117,6 +117,10 @@ class HftlTrainer(Trainer):
       only after that (see :mod:`hftl.checkpoints`);
     - on SIGTERM/SIGINT saves a complete checkpoint and stops (:class:`GracefulStop`);
     - never writes ``--hub_token`` into ``training_args.bin``;
+    - loads a checkpoint's weights (resume, best model) the way ``from_pretrained`` does when the file
+      names them otherwise than the model (transformers 5 saves ViT under its old key names; stock
+      Trainer's non-strict load then keeps the base weights with a warning), and refuses what still
+      doesn't fit;
     - gives the optimizer per-layer learning rates and a head learning rate, and unfreezes on schedule,
       when the switches ask (``head_modules``: the new head's module names; see :mod:`hftl.techniques`);
     - averages the loss over the global batch with several processes or gradient accumulation;
@@ -259,8 +263,37 @@ class HftlTrainer(Trainer):
             write_manifest(folder, self.args.world_size, step)
             rotate_checkpoints(run_dir, keep, [str(folder), self.state.best_model_checkpoint], step)
 
+    _weights_source: str | None = None  # the checkpoint folder Trainer is loading weights from
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        self._weights_source = resume_from_checkpoint
+        try:
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+        finally:
+            self._weights_source = None
+
+    def _issue_warnings_after_load(self, load_result) -> None:
+        ignored = set(getattr(self.model, "_keys_to_ignore_on_save", None) or ())
+        missing = set(load_result.missing_keys) - ignored
+        if self._weights_source is None or not (missing or load_result.unexpected_keys):
+            return super()._issue_warnings_after_load(load_result)
+        # the file's names differ from the model's: load it through from_pretrained, which converts them
+        model = self.accelerator.unwrap_model(self.model)
+        converted = type(model).from_pretrained(self._weights_source, config=model.config, dtype=torch.float32)
+        result = model.load_state_dict(converted.state_dict(), strict=False)
+        still = sorted(set(result.missing_keys) - ignored) + sorted(result.unexpected_keys)
+        if still:
+            raise CheckpointError(
+                f"The weights in {self._weights_source} don't fit this model ({len(still)} tensors, e.g. "
+                f"{still[0]}); resume from a checkpoint of this run."
+            )
+
     def _load_best_model(self) -> None:
-        super()._load_best_model()
+        self._weights_source = self.state.best_model_checkpoint
+        try:
+            super()._load_best_model()
+        finally:
+            self._weights_source = None
         # with save_total_limit 1 Trainer next deletes every checkpoint but the best with a bare rmtree;
         # rotate first, crash-safe (manifest before files), so it finds nothing left to delete
         best = self.state.best_model_checkpoint

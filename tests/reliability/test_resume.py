@@ -15,7 +15,7 @@ from hftl import TrainingStopped, finetune
 from hftl.checkpoints import MANIFEST
 from hftl.trainer import HftlTrainer
 
-from ..test_image import image_folder, tiny_resnet  # noqa: F401 - the fixtures
+from ..test_image import image_folder, tiny_resnet, tiny_vit  # noqa: F401 - the fixtures
 
 # 48 training rows (60 - 6 validation - 6 test) in batches of 4: 12 optimizer steps an epoch
 RESUME_TRAINING = dict(
@@ -133,15 +133,21 @@ def image_batches(monkeypatch) -> list[str]:
     return seen
 
 
-@pytest.mark.parametrize("workers", [0, None], ids=["in-process", "worker-processes"])
+@pytest.mark.parametrize(
+    ("architecture", "workers"),
+    [("resnet", 0), ("resnet", None), ("vit", 0)],
+    ids=["cnn-in-process", "cnn-worker-processes", "vit-in-process"],
+)
 def test_resumed_image_run_without_augmentation_equals_the_uninterrupted_one(
-    workers, tiny_resnet, image_folder, tmp_path, image_batches, monkeypatch  # noqa: F811 - the fixtures
+    architecture, workers, request, image_folder, tmp_path, image_batches, monkeypatch  # noqa: F811
 ):
     """A CNN (BatchNorm statistics resume too) with --augment none, decoding in the training process and
-    in hftl's default persistent worker processes (None: auto). Random augmentation does not resume bit
-    for bit (docs/reliability.md)."""
+    in hftl's default persistent worker processes (None: auto); and a ViT, whose checkpoint names its
+    weights the old way (transformers converts them on ``from_pretrained``, while Trainer's resume loaded
+    the file as is and silently kept the base weights). Random augmentation does not resume bit for bit
+    (docs/reliability.md)."""
     options = {
-        "task": "image-classification", "model": tiny_resnet, "dataset": str(image_folder), "augment": "none",
+        "task": "image-classification", "model": request.getfixturevalue(f"tiny_{architecture}"), "dataset": str(image_folder), "augment": "none",
         "dataloader_num_workers": workers, "per_device_train_batch_size": 4, "per_device_eval_batch_size": 8,
         "eval_strategy": "no", "disable_tqdm": True, **RESUME_TRAINING,
     }  # fmt: skip
@@ -150,3 +156,24 @@ def test_resumed_image_run_without_augmentation_equals_the_uninterrupted_one(
     image_batches.clear()
     resumed, _ = stop_and_resume(options, 5, tmp_path / "stopped", image_batches, monkeypatch)
     assert_same_run(reference, resumed, reference_batches, image_batches)
+
+
+def test_best_model_of_a_vit_run_is_the_best_checkpoint_s_weights(tiny_vit, image_folder, tmp_path):  # noqa: F811
+    """``load_best_model_at_end`` loads the best checkpoint's weights into the model, converted from the
+    file's key names (stock Trainer kept the last weights for every renamed tensor, with a warning)."""
+    from transformers import AutoModelForImageClassification
+
+    options = {
+        "task": "image-classification", "model": tiny_vit, "dataset": str(image_folder), "augment": "none",
+        "per_device_train_batch_size": 4, "per_device_eval_batch_size": 8, "max_steps": 6, "seed": 3,
+        "learning_rate": 5e-3, "eval_strategy": "steps", "eval_steps": 2, "save_strategy": "steps", "save_steps": 2,
+        "load_best_model_at_end": True, "metric_for_best_model": "accuracy", "greater_is_better": False,
+        "disable_tqdm": True, "output_dir": str(tmp_path / "best"),
+    }  # fmt: skip
+    result = finetune(**options)
+    best = result.trainer.state.best_model_checkpoint
+    assert best and not best.endswith("checkpoint-6"), best  # the lowest accuracy: not the last step's
+    expected = AutoModelForImageClassification.from_pretrained(best).state_dict()
+    actual = result.trainer.model.state_dict()
+    for key, tensor in expected.items():
+        assert torch.equal(tensor, actual[key]), f"{key} is not the best checkpoint's"
