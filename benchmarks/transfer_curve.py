@@ -388,13 +388,13 @@ def parse(argv=None) -> argparse.Namespace:
         "--seeds", default="0,1,2", help="comma-separated seeds (sample, head init, batch order)"
     )
     parser.add_argument("--methods", help="comma-separated subset of " + ", ".join(LABELS))
-    parser.add_argument("--steps", type=int, help="optimizer steps of every run (default text 20, image 40)")
+    parser.add_argument("--steps", type=int, help="optimizer steps of every run (default text 20, image 60)")
     parser.add_argument("--batch_size", type=int, help="per step (default 16)")
     parser.add_argument(
         "--lr", action="append", default=[], metavar="METHOD=RATE", help="override a method's rate"
     )
     parser.add_argument("--max_length", type=int, help="text: tokens per example (default 64)")
-    parser.add_argument("--image_size", type=int, help="image: pixels (default 96)")
+    parser.add_argument("--image_size", type=int, help="image: pixels (default 64)")
     parser.add_argument(
         "--test_size", type=int, help="rows of the fixed test set (default text 200, image 500)"
     )

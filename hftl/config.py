@@ -67,7 +67,7 @@ class DataArguments:
     """Where the labelled data comes from and how it is split and tokenised.
 
     Args:
-        dataset: A built-in dataset name, a CSV/JSON/JSONL/parquet file (or a folder of them named by
+        dataset: A built-in dataset name, a CSV/TSV/JSON/JSONL/parquet file (or a folder of them named by
             split), or a Hub dataset id.
         text_column: Text column(s); two comma-separated names make a sentence pair. Inferred if unset.
         label_column: Label column. Inferred if unset.
@@ -80,7 +80,7 @@ class DataArguments:
     dataset: str | None = field(
         default=None,
         metadata={
-            "help": "Built-in dataset name (bbc-news, mnist, fashion-mnist), a CSV/JSON/JSONL/parquet file, a folder "
+            "help": "Built-in dataset name (bbc-news, mnist, fashion-mnist), a CSV/TSV/JSON/JSONL/parquet file, a folder "
             "(split files, or one subfolder per class for images), or a Hub dataset id (auto: the "
             "task's demo dataset, bbc-news for text, mnist for images)."
         },

