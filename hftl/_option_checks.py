@@ -132,8 +132,12 @@ OPTION_RULES: dict[str, Rule] = {
     "local_rank": Rule("-1 or a process index", lambda v: v >= -1, whole=True),
 }
 
-# str fields that also take a list of names (joined with commas)
-_LIST_OK = {"text_column", "lora_target_modules"}
+# str fields that also take a list (joined with commas by their dataclass): field -> what an item may be
+_LIST_OK: dict[str, tuple[type, ...]] = {
+    "text_column": (str,),
+    "lora_target_modules": (str,),
+    "class_weights": (numbers.Real, str),  # [1, 1, 4] as docs/techniques.md shows; the numbers are checked there
+}
 
 
 @cache
@@ -196,7 +200,11 @@ def coerce_value(cls: type, name: str, value: Any, where: str) -> Any:
     scalars, optional = _kinds(cls)[name]
     if not scalars or (value is None and optional):
         return value
-    if name in _LIST_OK and isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+    if (
+        name in _LIST_OK
+        and isinstance(value, (list, tuple))
+        and all(isinstance(item, _LIST_OK[name]) and not isinstance(item, bool) for item in value)
+    ):
         return value
     if isinstance(value, enum.Enum) and str in scalars:
         return value
@@ -228,7 +236,9 @@ def coerce_value(cls: type, name: str, value: Any, where: str) -> Any:
     if isinstance(value, int):  # a number used as a name (a dataset config such as 2019)
         return str(value)
     if not isinstance(value, str):
-        listed = " (a name, or a list of names)" if name in _LIST_OK else ""
+        listed = {"class_weights": " (a mode, or a list of numbers)"}.get(
+            name, " (a name, or a list of names)" if name in _LIST_OK else ""
+        )
         raise ConfigError(f"{where}: {name} must be a single value{listed}, not {_shown(value)}.")
     return value
 

@@ -342,3 +342,95 @@ def test_layer_decay_help_says_what_the_code_does():
     assert "the top layer at this factor times it" in help_text and "factor^(L+1)" in help_text
     layers = LayerMap(ids={"embeddings": 0, "layer.0": 1, "layer.1": 2, "pooler": 3}, num_layers=2)
     assert [layers.scale(name, 0.5) for name in layers.ids] == [0.125, 0.25, 0.5, 1.0]
+
+
+def _doc_blocks(path, language):
+    """The fenced ``language`` blocks of a docs page, as text."""
+    blocks, current = [], None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if current is None and line.strip() == f"```{language}":
+            current = []
+        elif current is not None and line.strip() == "```":
+            blocks.append("\n".join(current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def _docs_option_examples():
+    """Every option example of docs/techniques.md: the keyword options of each ``finetune(...)`` call,
+    each YAML config block (and the alternatives its comments name: ``# or a list: [1, 1, 4]``), and
+    each recipe command line."""
+    import ast
+    import re
+    import shlex
+    from pathlib import Path
+
+    import yaml
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "techniques.md"
+    examples = []
+    for block in _doc_blocks(page, "python"):
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "finetune":
+                options = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+                examples.append(("python", options))
+    for block in _doc_blocks(page, "yaml"):
+        options = yaml.safe_load(block)
+        if any(isinstance(value, dict) for value in options.values()):
+            continue  # an --hp_space file, not a config
+        examples.append(("yaml", options))
+        for key, alternative in re.findall(r"^(\w+):.*#.*\bor a list: (\[[^\]]*\])", block, re.M):
+            examples.append(("yaml", {**options, key: yaml.safe_load(alternative)}))
+    for block in _doc_blocks(page, "bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:2] in (["python", "recipes/text_cls.py"], ["python", "recipes/image_cls.py"]):
+                if "--config" not in words:  # a file the example's earlier run writes
+                    examples.append(("cli", words[2:]))
+    return examples
+
+
+@pytest.mark.parametrize(("kind", "options"), _docs_option_examples(), ids=lambda value: str(value)[:60])
+def test_the_option_examples_of_docs_techniques_build_their_arguments(tmp_path, kind, options):
+    """What the docs show must run; class_weights=[1, 1, 4] was refused as 'must be a single value'."""
+    import yaml
+
+    if kind == "cli":
+        parse(options)
+        return
+    if kind == "yaml":
+        config = tmp_path / "run.yaml"
+        config.write_text(yaml.safe_dump(options))
+        parse(["--config", str(config)])
+        options = {"config": str(config)}
+    collect_arguments({"model": None, "data": None, "method": None, "training": None}, dict(options))
+
+
+@pytest.mark.parametrize(
+    ("given", "saved"),
+    [([1, 1, 4], "1,1,4"), ((0.5, 2), "0.5,2"), (["1", "2.5"], "1,2.5"), ("1, 1, 4", "1,1,4"), ("Auto", "auto")],
+)
+def test_class_weights_take_a_list_of_numbers_from_python_and_yaml(tmp_path, given, saved):
+    python = collect_arguments({"model": None, "data": None, "method": None, "training": None}, {"class_weights": given})
+    assert python[3].class_weights == saved
+    config = tmp_path / "run.yaml"
+    config.write_text(f"class_weights: {list(given) if isinstance(given, tuple) else given}\n")
+    assert parse(["--config", str(config)])[3].class_weights == saved
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ([True, 2], "class_weights must be a single value (a mode, or a list of numbers), not [True, 2]."),
+        ([[1], 2], "class_weights must be a single value (a mode, or a list of numbers), not [[1], 2]."),
+        ([1, 0], "--class_weights must all be positive numbers"),
+        ([1, "x"], "--class_weights must be none, auto, effective or a comma-separated list of numbers"),
+        ({"a": 1}, "class_weights must be a single value (a mode, or a list of numbers)"),
+    ],
+)
+def test_class_weights_lists_of_non_numbers_are_one_line(given, expected):
+    with pytest.raises(ConfigError) as error:
+        collect_arguments({"model": None, "data": None, "method": None, "training": None}, {"class_weights": given})
+    assert expected in str(error.value) and "\n" not in str(error.value)
