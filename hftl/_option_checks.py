@@ -136,7 +136,8 @@ OPTION_RULES: dict[str, Rule] = {
 _LIST_OK: dict[str, tuple[type, ...]] = {
     "text_column": (str,),
     "lora_target_modules": (str,),
-    "class_weights": (numbers.Real, str),  # [1, 1, 4] as docs/techniques.md shows; the numbers are checked there
+    # [1, 1, 4] as docs/techniques.md shows; parse_weight_list checks the numbers
+    "class_weights": (numbers.Real, str),
 }
 
 

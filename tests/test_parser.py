@@ -410,10 +410,18 @@ def test_the_option_examples_of_docs_techniques_build_their_arguments(tmp_path, 
 
 @pytest.mark.parametrize(
     ("given", "saved"),
-    [([1, 1, 4], "1,1,4"), ((0.5, 2), "0.5,2"), (["1", "2.5"], "1,2.5"), ("1, 1, 4", "1,1,4"), ("Auto", "auto")],
+    [
+        ([1, 1, 4], "1,1,4"),
+        ((0.5, 2), "0.5,2"),
+        (["1", "2.5"], "1,2.5"),
+        ("1, 1, 4", "1,1,4"),
+        ("Auto", "auto"),
+    ],
 )
 def test_class_weights_take_a_list_of_numbers_from_python_and_yaml(tmp_path, given, saved):
-    python = collect_arguments({"model": None, "data": None, "method": None, "training": None}, {"class_weights": given})
+    python = collect_arguments(
+        {"model": None, "data": None, "method": None, "training": None}, {"class_weights": given}
+    )
     assert python[3].class_weights == saved
     config = tmp_path / "run.yaml"
     config.write_text(f"class_weights: {list(given) if isinstance(given, tuple) else given}\n")
@@ -432,5 +440,7 @@ def test_class_weights_take_a_list_of_numbers_from_python_and_yaml(tmp_path, giv
 )
 def test_class_weights_lists_of_non_numbers_are_one_line(given, expected):
     with pytest.raises(ConfigError) as error:
-        collect_arguments({"model": None, "data": None, "method": None, "training": None}, {"class_weights": given})
+        collect_arguments(
+            {"model": None, "data": None, "method": None, "training": None}, {"class_weights": given}
+        )
     assert expected in str(error.value) and "\n" not in str(error.value)
