@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -10,6 +11,8 @@ from huggingface_hub import HfApi, ModelCard
 
 from hftl import finetune, push
 from hftl.hub import PushError
+
+from .conftest import TINY_TRAINING, make_rows, write_csv
 
 CANARY = "hf_CANARYcanaryCANARYcanary0123456789"
 
@@ -274,3 +277,85 @@ def test_dry_run_never_writes_through_a_linked_dry_run_folder(tiny_options, tmp_
         push(out, "me/tiny", dry_run=True)
     assert "\n" not in str(error.value)
     assert [p.name for p in elsewhere.iterdir()] == ["keep.txt"] and (elsewhere / "keep.txt").read_text() == "mine"
+
+
+# an absolute path in text: two or more segments after a start, a space, a quote or a separator
+# (a URL's "//host" never matches: its first segment is empty)
+ABSOLUTE_PATH = re.compile(r"""(?:^|[\s"'=:\[,(])(?:~)?/[\w.-]+/[\w.-]+""", re.MULTILINE)
+TEXT_SUFFIXES = (".json", ".yaml", ".yml", ".txt", ".md", ".jinja")
+
+
+def _staged_text(folder) -> dict[str, str]:
+    return {
+        path.relative_to(folder).as_posix(): path.read_text(encoding="utf-8")
+        for path in folder.rglob("*")
+        if path.is_file() and path.suffix in TEXT_SUFFIXES
+    }
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_pushed_text_files_carry_no_local_path(method, tiny_bert_dir, tmp_path, monkeypatch):
+    """Every path option absolute under tmp (the model, the data and the resumed checkpoint gone before
+    the push, as a deleted copy or checkpoint rotation leaves them; more in the config, as a search or a
+    timm run writes them): no staged text file names a place on this machine, and other values (the
+    label delimiter "/") are published unchanged."""
+    import shutil
+
+    import yaml
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    model = tmp_path / "models" / "bert"
+    shutil.copytree(tiny_bert_dir, model)
+    rows = make_rows(60)
+    for index, row in enumerate(rows[::4]):  # some rows carry two labels: multi-label split on "/"
+        row["label"] += "/" + ["politics", "sport", "tech"][index % 3]
+    dataset = write_csv(tmp_path / "data" / "topics.csv", rows)
+    out = tmp_path / "runs" / "out"
+    options = dict(
+        TINY_TRAINING, model=str(model), dataset=str(dataset), output_dir=str(out), method=method,
+        label_delimiter="/", save_strategy="steps", save_steps=1,
+    )  # fmt: skip
+    finetune(**options)
+    finetune(
+        **{**options, "max_steps": 4, "save_total_limit": 1, "resume_from_checkpoint": str(out / "checkpoint-1")}
+    )
+    assert not (out / "checkpoint-1").exists()  # rotated away: the config names a path that is gone
+    local_config = out / "hftl_config.yaml"
+    gone = {  # options a run of other settings writes: gone, home-relative, relative, existing
+        "weights": str(tmp_path / "gone" / "resnet.safetensors"),
+        "hp_space": "~/spaces/space.yaml",
+        "teacher": "../teachers/teacher-run",
+        "deepspeed": str(tmp_path / "ds_config.json"),
+    }
+    (tmp_path / "ds_config.json").write_text("{}")
+    local_config.write_text(local_config.read_text() + yaml.safe_dump(gone))
+    local = yaml.safe_load(local_config.read_text())
+    shutil.rmtree(model)
+    shutil.rmtree(dataset.parent)
+    folder = push(out, "me/x", dry_run=True)
+
+    staged = _staged_text(folder)
+    assert {"README.md", "hftl_config.yaml", "config.json", "tokenizer_config.json", "all_results.json"} <= set(
+        staged
+    )
+    if method == "lora":
+        assert {"adapter/README.md", "adapter/adapter_config.json"} <= set(staged)
+    for name, text in staged.items():
+        for local_text in (str(tmp_path), str(tmp_path / "home"), "/tmp/", "~/"):
+            assert local_text not in text, (name, local_text)
+        assert not ABSOLUTE_PATH.search(text), (name, ABSOLUTE_PATH.search(text).group())
+    public = yaml.safe_load(staged["hftl_config.yaml"])
+    assert public["model"] == "bert" and public["dataset"] == "topics.csv" and public["output_dir"] == "out"
+    assert public["resume_from_checkpoint"] == "checkpoint-1" and public["label_delimiter"] == "/"
+    assert public["weights"] == "resnet.safetensors" and public["hp_space"] == "space.yaml"
+    assert public["teacher"] == "teacher-run" and public["deepspeed"] == "ds_config.json"
+    paths = {"model", "dataset", "output_dir", "resume_from_checkpoint", *gone}
+    assert {key: value for key, value in public.items() if key not in paths} == {
+        key: value for key, value in local.items() if key not in paths
+    }
+    if method == "lora":
+        card = ModelCard.load(folder / "adapter" / "README.md").data
+        assert card.base_model == "bert" and "base_model:adapter:bert" in card.tags
+        assert json.loads(staged["adapter/adapter_config.json"])["base_model_name_or_path"] == "bert"
+    # the local files keep their paths (rerun with --config, the adapter finds its base here)
+    assert yaml.safe_load(local_config.read_text())["resume_from_checkpoint"] == str(out / "checkpoint-1")

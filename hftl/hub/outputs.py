@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .._log import log
@@ -64,16 +65,31 @@ def _card_of(folder) -> tuple[str | None, str | None]:
         return None, None
 
 
-def _public_name(reference: str | None, hub_id: str | None = None) -> str | None:
-    """How a model is named in a public card: its Hub id, its own card's name, else the folder's name."""
+def looks_local(reference: str) -> bool:
+    """``reference`` names a place on this machine, existing or gone (a rotated checkpoint, a deleted
+    folder), rather than a Hub id (``name`` or ``user/name``)."""
+    return (
+        os.path.isabs(reference)
+        or reference.startswith(("~", "./", "../"))
+        or reference in (".", "..")
+        or reference.count("/") > 1  # a Hub id has at most one
+        or "\\" in reference
+        or Path(reference).expanduser().exists()
+    )
+
+
+def _public_name(reference: str | None, hub_id: str | None = None, *, local: bool = False) -> str | None:
+    """How a model or file is named in a public card or config: its Hub id, its own card's name, else
+    its base name. ``local``: ``reference`` is a path even when it looks like a Hub id (an output folder)."""
     if not reference:
         return None
     if hub_id:
         return hub_id
-    if not Path(reference).expanduser().exists():
+    if not (local or looks_local(reference)):
         return reference  # already a Hub id
-    name, _ = _card_of(Path(reference).expanduser())
-    return name or Path(reference).name
+    path = Path(reference).expanduser()
+    name, _ = _card_of(path)
+    return name or Path(os.path.abspath(path)).name or reference
 
 
 def write_card_and_images(

@@ -4,8 +4,8 @@ Trainer's own ``push_to_hub`` creates the repo in ``Trainer.__init__`` and uploa
 ``training_args.bin`` (a pickle holding ``hub_token``), so hftl never hands ``push_to_hub`` to Trainer.
 It pushes once, after training, through ``huggingface_hub``, from a staging folder built here: only the
 files the run wrote (its ``hftl_outputs.json``), never through a symbolic link, only safetensors, JSON,
-YAML, text, Markdown and PNG files, with local paths in ``hftl_config.yaml`` and the adapter's config
-replaced by public names.
+YAML, text, Markdown and PNG files, with the run's local paths replaced by public names in every text
+file (the path options of ``hftl_config.yaml``, the adapter's base model, PEFT's adapter card).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .._output import CONFIG_FILE, DRY_RUN_DIR, OUTPUTS_FILE, plain_path, read_o
 from ..errors import ConfigError, HftlError
 from ..resolve import hub_status
 from .card import CARD_FILE
-from .outputs import _card_of, _public_name
+from .outputs import _card_of, _public_name, looks_local
 
 __all__ = ["push", "check_can_push", "stage_upload", "DRY_RUN_DIR", "PushError"]
 
@@ -60,40 +60,95 @@ def check_can_push(repo_id: str | None, dry_run: bool, token: str | None = None)
         )
 
 
-def _local_path(value) -> bool:
-    """A string that names a place on this machine rather than a Hub id or a built-in name."""
-    return isinstance(value, str) and (
-        os.path.isabs(value)
-        or value.startswith(("~", "./", "../"))
-        or ("/" in value and Path(value).exists())  # a relative path; a bare name is already public
-    )
+# Options whose values are places on this machine: always (files and folders) ...
+_PATH_OPTIONS = {
+    "weights", "output_dir", "resume_from_checkpoint", "hp_space", "config", "logging_dir", "deepspeed",
+    "fsdp_config",
+}  # fmt: skip
+# ... or unless they are Hub ids. Every other option (label_delimiter "/", a column name) is a value.
+_PATH_OR_HUB_OPTIONS = {"model", "dataset", "teacher"}
+# staged files read as text for local paths
+_TEXT_SUFFIXES = {".json", ".yaml", ".yml", ".txt", ".md", ".jinja"}
 
 
-def _public(value, base_model: str | None = None):
-    """A value as published: a local path becomes ``base_model`` (the Hub id the card names) when given,
-    else the name its own card gives, else its base name; lists are mapped item by item."""
+def _public(key: str, value, base_model: str | None = None):
+    """An option's value as published: a local path (existing or gone) becomes ``base_model`` (the Hub
+    id the card names) for ``model`` when known, else the name its own card gives, else its base name;
+    lists are mapped item by item; options that don't hold paths are never changed."""
     if isinstance(value, list):
-        return [_public(item) for item in value]
-    if not _local_path(value):
+        return [_public(key, item, base_model) for item in value]
+    always = key in _PATH_OPTIONS
+    if not (always or key in _PATH_OR_HUB_OPTIONS) or not isinstance(value, str) or not value:
         return value
-    return base_model or _public_name(value)
+    if always and value.lstrip().startswith("{"):  # deepspeed/fsdp settings given inline as JSON
+        return value
+    if not (always or looks_local(value)):
+        return value  # a Hub id
+    return (base_model if key == "model" else None) or _public_name(value, local=True)
 
 
-def _write_public_copy(path: Path, target: Path, base_model: str | None) -> None:
-    """``hftl_config.yaml`` and the adapter's config without local paths (the local files keep them, so
-    ``--config`` still reruns the job and the adapter still finds its base here)."""
+def _local_forms(value: str) -> set[str]:
+    """The ways a local path can appear in a file: as given, expanded, absolute, resolved. Only forms
+    with a slash: a bare word may be anywhere in a text."""
+    expanded = os.path.expanduser(value)
+    forms = {value, expanded, os.path.abspath(expanded), os.path.realpath(expanded)}
+    return {form.rstrip("/") for form in forms if "/" in form.rstrip("/")}
+
+
+def _replacements(source: Path, base_model: str | None) -> dict[str, str]:
+    """Each local path a staged file may carry (the path options of the local ``hftl_config.yaml``, the
+    output folder, the adapter's base), mapped to its public name."""
+    values = yaml.safe_load((source / CONFIG_FILE).read_text()) if (source / CONFIG_FILE).is_file() else {}
+    pairs = [(key, value) for key, value in (values or {}).items()]
+    pairs.append(("output_dir", str(source)))
+    adapter_config = source / ADAPTER_CONFIG
+    if adapter_config.is_file() and not adapter_config.is_symlink():
+        pairs.append(("model", json.loads(adapter_config.read_text()).get("base_model_name_or_path")))
+    replacements = {}
+    for key, value in pairs:
+        for item in value if isinstance(value, list) else [value]:
+            public = _public(key, item, base_model)
+            if isinstance(item, str) and public != item:
+                replacements.update(dict.fromkeys(_local_forms(item), public))
+    return replacements
+
+
+def _without_local_paths(text: str, replacements: dict[str, str]) -> str:
+    """``text`` with every local path replaced, longest first (a checkpoint before its output folder),
+    also in its JSON-escaped spelling."""
+    for local in sorted(replacements, key=len, reverse=True):
+        public = replacements[local]
+        text = text.replace(local, public)
+        text = text.replace(json.dumps(local)[1:-1], json.dumps(public)[1:-1])
+    return text
+
+
+def _write_public_copy(path: Path, target: Path, base_model: str | None, replacements: dict[str, str]) -> None:
+    """A staged file without local paths (the local files keep them, so ``--config`` still reruns the
+    job and the adapter still finds its base here): ``hftl_config.yaml`` and the adapter's config value
+    by value, every other text file (PEFT's adapter card, ``config.json``, results) by replacing the
+    run's local paths."""
     if target.name == CONFIG_FILE:
         values = yaml.safe_load(path.read_text()) or {}
-        public = {
-            key: _public(value, base_model if key == "model" else None) for key, value in values.items()
-        }
+        public = {key: _public(key, value, base_model) for key, value in values.items()}
         header = "# The resolved hftl options of this run, local paths replaced by names. Rerun: --config FILE\n"
         target.write_text(header + yaml.safe_dump(public, sort_keys=False))
-    else:
+    elif target.as_posix().endswith(ADAPTER_CONFIG):
         values = json.loads(path.read_text())
         key = "base_model_name_or_path"
-        values[key] = _public(values.get(key), base_model)
+        values[key] = _public("model", values.get(key), base_model)
         target.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:  # not text after all: copied as is
+            shutil.copy2(path, target)
+            return
+        public = _without_local_paths(text, replacements)
+        if public == text:
+            shutil.copy2(path, target)
+        else:
+            target.write_text(public, encoding="utf-8")
 
 
 def stage_upload(output_dir: str | Path, destination: str | Path) -> list[str]:
@@ -104,6 +159,7 @@ def stage_upload(output_dir: str | Path, destination: str | Path) -> list[str]:
     if CARD_FILE not in listed or not (source / CARD_FILE).is_file():
         raise ConfigError(f"{source} has no {CARD_FILE} model card; push an hftl output directory.")
     base_model = _card_of(source)[1]
+    replacements = _replacements(source, base_model)
     copied = []
     for relative in sorted(listed):
         path = source / relative
@@ -117,8 +173,8 @@ def stage_upload(output_dir: str | Path, destination: str | Path) -> list[str]:
             continue
         target = destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        if relative in (CONFIG_FILE, ADAPTER_CONFIG):
-            _write_public_copy(path, target, base_model)
+        if relative in (CONFIG_FILE, ADAPTER_CONFIG) or path.suffix in _TEXT_SUFFIXES:
+            _write_public_copy(path, target, base_model, replacements)
         else:
             shutil.copy2(path, target)
         copied.append(relative)
