@@ -242,3 +242,60 @@ def test_look_alike_labels_are_refused_with_the_pair(tmp_path):
     rows = [{"text": f"t{i}", "label": ["pos", "Pos", "neg", "ｎｅｇ"][i % 4]} for i in range(40)]
     with pytest.raises(DataError, match=r"\('Pos' / 'pos'; 'neg' / 'ｎｅｇ'\)"):
         prepare(write_csv(tmp_path / "d.csv", rows))
+
+
+@pytest.mark.parametrize("word", ["NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A", "-NaN", " NA "])
+def test_missing_value_word_among_numeric_labels_is_a_missing_label(tmp_path, word):
+    """R writes a missing value as NA: among 0/1 labels it is no label, as pandas reads it (it used to
+    become a third class 'NA' silently)."""
+    rows = [{"text": f"t{i}", "label": [0, 1][i % 2] if i < 60 else word} for i in range(80)]
+    with pytest.raises(DataError) as error:
+        prepare(write_csv(tmp_path / "d.csv", rows))
+    assert str(error.value) == (
+        f"20 training rows have no label ({word.strip()!r} in label column 'label' marks a missing value, as its "
+        "other labels are numbers); drop or label them."
+    )
+
+
+def test_missing_value_words_in_a_validation_split_of_numeric_labels(tmp_path):
+    """Parquet keeps each file's label strings ('0', '1', 'NA'); CSV splits are read with train's types."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def write(name, labels):
+        (tmp_path / "s").mkdir(exist_ok=True)
+        table = pa.table({"text": [f"t{i}" for i in range(len(labels))], "label": labels})
+        pq.write_table(table, tmp_path / "s" / f"{name}.parquet")
+
+    write("train", [str(i % 3) for i in range(30)])
+    write("validation", ["NA", "NA"] + [str(i % 3) for i in range(7)])
+    with pytest.raises(
+        DataError, match=r"^2 rows of the validation split have no label \('NA' in label column"
+    ):
+        prepare(tmp_path / "s")
+    # a test split labelled NA throughout is an unlabelled test set, as an empty column makes it
+    write("validation", [str(i % 3) for i in range(9)])
+    write("test", ["NA"] * 9)
+    data = prepare(tmp_path / "s")
+    assert data.labels.names == ["0", "1", "2"] and len(data.splits["test"]) == 3  # carved: 10 % of 30
+
+
+def test_a_class_named_like_a_missing_value_among_words_is_kept_and_logged(tmp_path, capfd):
+    rows = [{"text": f"t{i}", "label": ["positive", "negative", "None"][i % 3]} for i in range(30)]
+    data = prepare(write_csv(tmp_path / "d.csv", rows))
+    assert data.labels.names == ["None", "negative", "positive"]
+    for split in data.splits.values():
+        assert [data.labels.names[row["labels"]] for row in split] == [
+            rows[int(row["text"][1:])]["label"] for row in split
+        ]
+    assert (
+        "label column 'label': 10 row(s) labelled with a word pandas reads as missing ('None' 10) are kept as a "
+        "class of that name" in capfd.readouterr().err
+    )
+
+
+def test_missing_value_words_are_pandas_list():
+    pandas_parsers = pytest.importorskip("pandas._libs.parsers")
+    from hftl.data.labels import MISSING_VALUE_WORDS
+
+    assert MISSING_VALUE_WORDS == set(pandas_parsers.STR_NA_VALUES) - {""}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 
 from datasets import ClassLabel, Dataset, List, Sequence, Value
@@ -17,6 +18,8 @@ __all__ = [
     "encode_labels",
     "is_unlabelled",
     "is_multi_label",
+    "MISSING_VALUE_WORDS",
+    "missing_value_labels",
 ]
 
 # Invisible characters a copy-paste leaves in a label. Zero-width space, word joiner and BOM carry no
@@ -24,6 +27,12 @@ __all__ = [
 # are removed only at the ends, with the whitespace.
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff"))
 _EDGES = " \t\n\r\f\v\u00a0\u200c\u200d"
+# What pandas reads as missing by default (pandas._libs.parsers.STR_NA_VALUES, less ""): hftl's CSVs keep
+# them as text so that a class named "None" survives; missing_value_labels decides per label column.
+MISSING_VALUE_WORDS = frozenset(
+    {"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+     "NULL", "NaN", "None", "n/a", "nan", "null"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,60 @@ def clean_label_names(splits: dict[str, Dataset], column: str) -> dict[str, Data
         log(
             f"stripped whitespace and zero-width characters from {sum(changed.values())} label(s) ({counts}), "
             f"e.g. {example!r} -> {_clean(example)!r}"
+        )
+    return splits
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def missing_value_labels(splits: dict[str, Dataset], column: str) -> dict[str, Dataset]:
+    """R's ``NA`` (``null``, ``#N/A`` ...) among numeric labels marks a row without a label, as pandas
+    would read it: refused with the count in train (or a partly labelled split); a split labelled only
+    with such words becomes an unlabelled split (None). Among word labels such a word is a class name (a
+    class called ``None``): kept, with one log line."""
+    words_in: dict[str, Counter] = {}
+    other_texts, numeric_dtype = set(), False
+    for name, split in splits.items():
+        feature = split.features.get(column)
+        if isinstance(feature, Value) and not _is_strings(feature):
+            numeric_dtype = numeric_dtype or feature.dtype.startswith(("int", "uint", "float"))
+            continue
+        if not _is_strings(feature):
+            continue
+        distinct = {value for value in split.unique(column) if value is not None}
+        found = {value for value in distinct if _clean(value) in MISSING_VALUE_WORDS}
+        other_texts |= {_clean(value) for value in distinct - found}
+        if found:
+            words_in[name] = Counter(value for value in split[column] if value in found)
+    if not words_in:
+        return splits
+    numbers = all(_is_number(text) for text in other_texts) and (bool(other_texts) or numeric_dtype)
+    total = sum(words_in.values(), Counter())
+    shown = ", ".join(f"{_clean(word)!r} {count}" for word, count in total.most_common(4))
+    if not numbers:
+        log(
+            f"label column '{column}': {sum(total.values())} row(s) labelled with a word pandas reads as missing "
+            f"({shown}) are kept as a class of that name, since the other labels are words; drop those rows "
+            "if they mean 'no label'"
+        )
+        return splits
+    for name, found in words_in.items():
+        count, split = sum(found.values()), splits[name]
+        if name == "train" or count + sum(1 for value in split[column] if value is None) < len(split):
+            where = "training rows" if name == "train" else f"rows of the {name} split"
+            marks = ", ".join(repr(_clean(word)) for word in found)
+            raise DataError(
+                f"{count} {where} have no label ({marks} in label column '{column}' marks a missing value, "
+                "as its other labels are numbers); drop or label them."
+            )
+        splits[name] = split.map(  # all missing: an unlabelled split, as an empty field would make it
+            lambda batch: {column: [None for _ in batch[column]]}, batched=True, desc=f"labels ({name})"
         )
     return splits
 

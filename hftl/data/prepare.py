@@ -15,7 +15,14 @@ from ..config import DataArguments
 from ..errors import DataError
 from .builtin import builtin_datasets
 from .columns import find_label_column
-from .labels import LabelSpace, build_label_space, clean_label_names, encode_labels, is_unlabelled
+from .labels import (
+    LabelSpace,
+    build_label_space,
+    clean_label_names,
+    encode_labels,
+    is_unlabelled,
+    missing_value_labels,
+)
 from .loading import load_raw_dataset
 
 __all__ = ["PreparedData", "prepare_data"]
@@ -148,6 +155,7 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
     label_column = find_label_column(train, data_args.label_column)
     input_columns = task.find_inputs(train, label_column, data_args)
     wanted = [*input_columns, label_column]
+    raw = missing_value_labels(dict(raw), label_column)
 
     splits = {}
     for name in SPLITS:

@@ -263,6 +263,17 @@ DATA_CASES: list[Case] = [
         message="labels (4, one per example): NA, None, nan, null", check=labels_are("NA", "None", "nan", "null"),
     ),
     Case(
+        "csv-numeric-labels-r-na", "0/1 labels with R's NA in 20 rows", "Refused like empty labels, with the count: NA among numbers is a missing value.",
+        lambda env: {"dataset": env.csv("r.csv", rows_csv(topics(80, label_of=lambda i, r: i % 2 if i < 60 else "NA")))},
+        DataError, "20 training rows have no label ('NA' in label column 'label' marks a missing value, as its other labels are numbers); drop or label them.",
+    ),
+    Case(
+        "csv-word-labels-and-none", "classes positive, negative and one named None", "Kept as a class name, counted in a log line.",
+        lambda env: {"dataset": env.csv("n.csv", rows_csv(topics(30, label_of=lambda i, r: ["positive", "negative", "None"][i % 3])))},
+        message="10 row(s) labelled with a word pandas reads as missing ('None' 10) are kept as a class of that name",
+        check=labels_are("None", "negative", "positive"),
+    ),
+    Case(
         "csv-blank-text", "a text of spaces only", "Refused like an empty text, with the count.",
         lambda env: {"dataset": env.csv("b.csv", rows_csv(make_rows(30)) + "   ,sport\n")},
         DataError, "1 rows of the train split have no text in column 'text'; drop or fill them.",
