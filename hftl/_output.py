@@ -228,7 +228,9 @@ def record_outputs(output_dir: str | Path, before: dict) -> list[str]:
     written = sorted(
         name
         for name, state in after.items()
-        if before.get(name) != state and name not in (OUTPUTS_FILE, *_RUN_START_FILES)
+        if name not in (OUTPUTS_FILE, RUN_FILE)
+        # the LR finder's files are this run's output too, written before the snapshot
+        and (before.get(name) != state or name in _RUN_START_FILES)
     )
     temporary = folder / f".{OUTPUTS_FILE}.tmp"
     temporary.write_text(json.dumps({"format": 1, "files": written}, indent=1) + "\n")

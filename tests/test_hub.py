@@ -359,3 +359,17 @@ def test_pushed_text_files_carry_no_local_path(method, tiny_bert_dir, tmp_path, 
         assert json.loads(staged["adapter/adapter_config.json"])["base_model_name_or_path"] == "bert"
     # the local files keep their paths (rerun with --config, the adapter finds its base here)
     assert yaml.safe_load(local_config.read_text())["resume_from_checkpoint"] == str(out / "checkpoint-1")
+
+
+def test_lr_finder_files_are_listed_and_pushed(tiny_options, tmp_path):
+    """--find_lr writes lr_finder.png and .json before the model's save: they are the run's own output,
+    listed in hftl_outputs.json and published unchanged (a rerun with --overwrite_output_dir removes them)."""
+    options = {**tiny_options, "find_lr": True, "find_lr_steps": 10, "per_device_train_batch_size": 16}
+    out = finetune(**options).output_dir
+    listed = json.loads((out / "hftl_outputs.json").read_text())["files"]
+    assert {"lr_finder.png", "lr_finder.json"} <= set(listed) and "hftl_run.json" not in listed
+    folder = push(out, "me/tiny", dry_run=True)
+    for name in ("lr_finder.png", "lr_finder.json"):
+        assert (folder / name).read_bytes() == (out / name).read_bytes()
+    finetune(**{**tiny_options, "overwrite_output_dir": True})
+    assert not (out / "lr_finder.png").exists() and not (out / "lr_finder.json").exists()
