@@ -46,6 +46,20 @@ _FINISHED_MARKERS = (RESULTS_FILE, "model.safetensors", "adapter", OUTPUTS_FILE)
 _RUN_START_FILES = (RUN_FILE, "lr_finder.json", "lr_finder.png")
 _CHECKPOINT = re.compile(r"^checkpoint-\d+$")
 _CHECKPOINT_MANIFEST = "hftl_checkpoint.json"  # hftl.checkpoints.MANIFEST (which imports this module's users)
+_CONFIG_HEADER = (
+    f"# The resolved hftl options of this run. Rerun: --config {CONFIG_FILE} --output_dir NEW_DIR\n"
+)
+# the names of the files a run writes into output_dir (and adapter/): model, config, tokenizer and
+# processor files, card, results, hftl's own files, plots. Another file of such a name would be
+# overwritten; files of other names are left alone beside the run (push uploads only the listed files).
+_RUN_NAMES = re.compile(
+    r"README\.md|config\.json|.*_config\.json|.*tokenizer.*|.*vocab.*|merges\.txt|.*\.model"
+    r"|special_tokens_map\.json|added_tokens\.json|chat_template\.jinja|label_names\.json"
+    r"|all_results\.json|test_report\.json|hftl_.*\.(json|yaml)|lr_finder\.(json|png)"
+    r"|.*\.(safetensors|bin|pt|pth|png|jpe?g)|.*\.safetensors\.index\.json",
+    re.IGNORECASE,  # README.md and readme.md are one file on macOS and Windows
+)
+_CLUTTER = {".DS_Store", "Thumbs.db", "desktop.ini"}  # the desktop's own files: not worth a line
 
 
 def prepare_output_dir(
@@ -54,8 +68,9 @@ def prepare_output_dir(
     """Set ``training_args.output_dir``: the user's folder, or a fresh ``outputs/<timestamp>-<method>``.
 
     The user's folder may not hold a finished run (unless ``--overwrite_output_dir``), nor, when
-    ``resume_asked`` is given (a ``finetune()`` run, not a search's root), an interrupted run that isn't
-    being resumed, nor any file hftl did not write (see :func:`clear_earlier_run`)."""
+    ``resume_asked`` is given (a ``finetune()`` run, not a search's root), an interrupted run (hftl
+    checkpoints) that isn't being resumed, nor, unless a checkpoint is resumed, a file hftl did not write
+    by a name a run writes (see :func:`clear_earlier_run`). Process 0 decides for all processes."""
     if training_args.output_dir is not None and not str(training_args.output_dir).strip():
         raise ConfigError(
             "--output_dir is empty; name a folder, or leave the option out for a fresh "
@@ -78,7 +93,27 @@ def prepare_output_dir(
         log(f"output_dir: {path}")
         return path
     folder = Path(training_args.output_dir)
-    overwrite = training_args.overwrite_output_dir
+    refusal = None
+    if training_args.process_index == 0:
+        try:
+            _check_output_dir(folder, training_args.overwrite_output_dir, resuming, resume_asked)
+        except ConfigError as error:
+            refusal = str(error)
+    if training_args.world_size > 1:
+        # process 0 alone looks, before any process writes (the barrier): the others would otherwise see
+        # its hftl_run.json or its deletions and decide differently
+        from accelerate import PartialState
+        from accelerate.utils import broadcast_object_list
+
+        refusal = broadcast_object_list([refusal])[0]
+        PartialState().wait_for_everyone()
+    if refusal:
+        raise ConfigError(refusal)
+    _check_writable(folder)
+    return str(folder)
+
+
+def _check_output_dir(folder: Path, overwrite: bool, resuming: bool, resume_asked: bool | None) -> None:
     finished = [name for name in _FINISHED_MARKERS if (folder / name).exists()]
     if finished and not resuming and not overwrite:
         raise ConfigError(
@@ -86,9 +121,7 @@ def prepare_output_dir(
             "or --overwrite_output_dir to replace it."
         )
     if resume_asked is not None and folder.is_dir():
-        _check_run_folder(folder, resume_asked, overwrite, finished)
-    _check_writable(folder)
-    return str(folder)
+        _check_run_folder(folder, resume_asked, resuming, overwrite, finished)
 
 
 def _hftl_checkpoints(folder: Path) -> list[Path]:
@@ -105,64 +138,121 @@ def _hftl_checkpoints(folder: Path) -> list[Path]:
     ]
 
 
-def _foreign_files(folder: Path) -> list[str]:
-    """Paths under ``folder`` that hftl did not write (symbolic links included, never followed)."""
+def _plain_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
+def _made_by_hftl(folder: Path) -> bool:
+    """``folder`` is an hftl output even without its ``hftl_outputs.json`` (an older hftl, or a run cut
+    short between saving the model and listing its files): it holds hftl_run.json, all_results.json or
+    an hftl_config.yaml hftl wrote."""
+    if _plain_file(folder / RUN_FILE) or _plain_file(folder / RESULTS_FILE):
+        return True
+    if not _plain_file(folder / CONFIG_FILE):
+        return False
+    with open(folder / CONFIG_FILE, encoding="utf-8", errors="replace") as file:
+        return file.readline().startswith(_CONFIG_HEADER.partition(".")[0])
+
+
+def _run_writes(name: str) -> bool:
+    """A run may write a file or folder of this name into output_dir (``adapter/`` holds such names)."""
+    return bool(_RUN_NAMES.fullmatch(name) or _CHECKPOINT.match(name) or name in ("adapter", DRY_RUN_DIR))
+
+
+def _hftl_files(folder: Path) -> tuple[set[str], bool]:
+    """The files hftl wrote here as far as can be told: those ``hftl_outputs.json`` lists; without that
+    list, in a folder :func:`_made_by_hftl`, every file of a name a run writes (``True`` then)."""
     listed = set(read_outputs(folder, strict=False) or ())
-    started = (folder / RUN_FILE).is_file() and not (folder / RUN_FILE).is_symlink()
-    owned_dirs = set(map(str, _hftl_checkpoints(folder)))
-    if listed:
-        owned_dirs.add(str(folder / DRY_RUN_DIR))
-    foreign = []
-    for root, dirs, files in os.walk(folder):  # never follows links
-        base = Path(root)
-        for name in list(dirs):
-            path = base / name
-            if path.is_symlink():
-                foreign.append(path.relative_to(folder).as_posix())
-            if str(path) in owned_dirs or path.is_symlink():
-                dirs.remove(name)
-        for name in files:
-            path = base / name
-            relative = path.relative_to(folder).as_posix()
-            if path.is_symlink() or not (
-                relative in listed
-                or relative == OUTPUTS_FILE and listed
-                or started and relative in _RUN_START_FILES
-            ):
-                foreign.append(relative)
-    return sorted(foreign)
+    if listed or not _made_by_hftl(folder):
+        return listed, False
+    named = set()
+    for place in (folder, folder / "adapter"):
+        if place.is_dir() and not place.is_symlink():
+            named.update(
+                path.relative_to(folder).as_posix()
+                for path in place.iterdir()
+                if _plain_file(path) and _RUN_NAMES.fullmatch(path.name)
+            )
+    return named, True
 
 
-def _check_run_folder(folder: Path, resume_asked: bool, overwrite: bool, finished: list[str]) -> None:
+def _in_the_way(folder: Path) -> tuple[list[str], list[str]]:
+    """Paths in ``folder`` hftl did not write, split into those named like what a run writes (a run would
+    overwrite them; links among them are never followed) and the rest (left alone beside the run)."""
+    hftl_files = _hftl_files(folder)[0]
+    started = _plain_file(folder / RUN_FILE)
+    owned_checkpoints = {path.name for path in _hftl_checkpoints(folder)}
+    in_the_way, others = [], []
+    for path in sorted(folder.iterdir()):
+        name = path.name
+        if path.is_symlink() or not path.is_dir():
+            owned = not path.is_symlink() and (
+                name in hftl_files
+                or (name == OUTPUTS_FILE and bool(hftl_files))
+                or (started and name in _RUN_START_FILES)
+            )
+            if not owned:
+                (in_the_way if _run_writes(name) else others).append(name)
+        elif _CHECKPOINT.match(name):
+            if name not in owned_checkpoints:  # Trainer's rotation would delete it
+                in_the_way.append(f"{name}/")
+        elif name == DRY_RUN_DIR:
+            if not hftl_files:
+                in_the_way.append(f"{name}/")
+        elif name == "adapter":
+            for inner in sorted(path.iterdir()):
+                relative = f"adapter/{inner.name}"
+                if relative not in hftl_files or inner.is_symlink():
+                    (in_the_way if _RUN_NAMES.fullmatch(inner.name) else others).append(relative)
+        else:
+            others.append(f"{name}/")
+    return in_the_way, [name for name in others if name not in _CLUTTER]
+
+
+def _check_run_folder(
+    folder: Path, resume_asked: bool, resuming: bool, overwrite: bool, finished: list[str]
+) -> None:
     steps = sorted(_hftl_checkpoints(folder), key=lambda path: int(path.name.rpartition("-")[2]))
-    interrupted = [path.name for path in steps] or (
-        [RUN_FILE] if (folder / RUN_FILE).is_file() else []
-    )
-    if interrupted and not finished and not resume_asked and not overwrite:
+    # a run that stopped before its first checkpoint (out of memory, bad data, Ctrl-C) left only its
+    # hftl_run.json: nothing to continue, so a rerun of the same command replaces it
+    if steps and not finished and not resume_asked and not overwrite:
         raise ConfigError(
-            f"--output_dir {folder} holds an interrupted run ({interrupted[-1]}): a fresh start would overwrite "
+            f"--output_dir {folder} holds an interrupted run ({steps[-1].name}): a fresh start would overwrite "
             "its checkpoints. Continue it with --resume_from_checkpoint auto, or pass --overwrite_output_dir "
             "to start again."
         )
-    foreign = _foreign_files(folder)
-    if foreign and not resume_asked:
-        shown = ", ".join(foreign[:3])[:60] + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    if resuming:  # continuing the run hftl started here, whose files these are
+        return
+    in_the_way, others = _in_the_way(folder)
+    if in_the_way:
+        shown = ", ".join(in_the_way[:3])[:60] + (
+            f" and {len(in_the_way) - 3} more" if len(in_the_way) > 3 else ""
+        )
         raise ConfigError(
             f"--output_dir {folder} holds files hftl did not write ({shown}), which a run would "
-            "overwrite; pick a new or empty --output_dir (--overwrite_output_dir replaces only an earlier "
-            "hftl run)."
+            "overwrite; move them, or pick a new or empty --output_dir (--overwrite_output_dir replaces only "
+            "an earlier hftl run)."
         )
+    if not steps and not finished and _plain_file(folder / RUN_FILE):
+        log(f"{folder}: the earlier run stopped before its first checkpoint; its {RUN_FILE} is replaced")
+    if others:
+        shown = ", ".join(others[:3])[:60] + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        log(f"{folder} also holds {shown}: left as they are beside the run (never deleted nor pushed)")
 
 
 def clear_earlier_run(output_dir: str | Path) -> list[str]:
     """``--overwrite_output_dir``: delete what an earlier hftl run wrote here and nothing else: the files
-    in its ``hftl_outputs.json``, its checkpoints, ``hftl_run.json`` and the push dry-run folder. Run only
-    after :func:`prepare_output_dir` found no other file; links are never followed. Returns what went."""
+    in its ``hftl_outputs.json`` (without that list, in a folder hftl's own files show to be an hftl
+    output, the files named as a run names them), its checkpoints, ``hftl_run.json`` and the push dry-run
+    folder. Run only after :func:`prepare_output_dir` found no other file of such a name; other files
+    stay, and links are never followed. Returns what went."""
     folder = Path(output_dir)
     if not folder.is_dir():
         return []
     removed = []
-    listed = read_outputs(folder, strict=False) or []
+    listed = sorted(_hftl_files(folder)[0])
+    checkpoints = _hftl_checkpoints(folder)  # before hftl_run.json goes, which vouches for some of them
+    started = _plain_file(folder / RUN_FILE)
     for relative in listed:
         path = folder / relative
         if plain_path(folder, relative) and path.is_file():
@@ -171,17 +261,16 @@ def clear_earlier_run(output_dir: str | Path) -> list[str]:
             for parent in path.relative_to(folder).parents:  # folders like adapter/ left empty
                 if parent != Path(".") and not any((folder / parent).iterdir()):
                     (folder / parent).rmdir()
-    for path in _hftl_checkpoints(folder):
+    for path in checkpoints:
         shutil.rmtree(path)
         removed.append(path.name)
     dry_run = folder / DRY_RUN_DIR
     if listed and dry_run.is_dir() and not dry_run.is_symlink():
         shutil.rmtree(dry_run)
         removed.append(DRY_RUN_DIR)
-    started = (folder / RUN_FILE).is_file() and not (folder / RUN_FILE).is_symlink()
     for name in (*(_RUN_START_FILES if started else ()), OUTPUTS_FILE):
         path = folder / name
-        if path.is_file() and not path.is_symlink():
+        if _plain_file(path):
             path.unlink()
             removed.append(name)
     if removed:
@@ -351,5 +440,6 @@ def write_run_files(output_dir: str | Path, metrics: dict, report: dict, argumen
     folder.mkdir(parents=True, exist_ok=True)
     (folder / RESULTS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     (folder / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-    header = f"# The resolved hftl options of this run. Rerun: --config {CONFIG_FILE} --output_dir NEW_DIR\n"
-    (folder / CONFIG_FILE).write_text(header + yaml.safe_dump(_config_values(arguments), sort_keys=False))
+    (folder / CONFIG_FILE).write_text(
+        _CONFIG_HEADER + yaml.safe_dump(_config_values(arguments), sort_keys=False)
+    )

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from hftl import CheckpointError, ConfigError
+from hftl._output import _CONFIG_HEADER
 from hftl._resume import RUN_FILE
 from hftl.checkpoints import MANIFEST, write_manifest
 
@@ -80,7 +81,8 @@ def user_files(env: Env, overwrite: bool = False) -> dict:
     out.mkdir()
     (out / "README.md").write_text("# my notes on this model\n")
     (out / "config.json").write_text('{"mine": true}\n')
-    (out / "notes.txt").write_text("do not lose\n")
+    (out / "hftl_config.yaml").write_text("# my own options\nlr: 1\n")  # not hftl's header: no hftl output
+    (out / "notes.txt").write_text("do not lose\n")  # no name a run writes: not in the way
     return {"overwrite_output_dir": True} if overwrite else {}
 
 
@@ -114,6 +116,59 @@ def earlier_run_removed(seen: dict, log: str) -> None:
     assert out.is_dir() and not list(out.glob("checkpoint-*")), "the earlier run's checkpoints were kept"
 
 
+def earlier_outputs(env: Env, marker: str, names: tuple[str, ...]) -> dict:
+    """``out`` holding an earlier run's files without hftl_outputs.json (an older hftl, or a run cut short
+    before it listed its files), ``marker`` telling it is hftl's, beside the user's own files and desktop
+    and tool clutter; --overwrite_output_dir."""
+    out = env.tmp / "out"
+    (out / "adapter").mkdir(parents=True)
+    for name in names:
+        (out / name).write_text(f"{name} of the earlier run")
+    if marker == RUN_FILE:
+        (out / RUN_FILE).write_text(json.dumps({"method": "full"}))
+    elif marker == "hftl_config.yaml":
+        (out / marker).write_text(f"{_CONFIG_HEADER}method: full\n")
+    else:
+        (out / marker).write_text("{}")
+    _MADE["out"], _MADE["gone"], _MADE["kept"] = out, [marker, *names], others(out)
+    return {"overwrite_output_dir": True}
+
+
+def others(out: Path, in_adapter: bool = True) -> dict[str, bytes]:
+    """Write files of the user's and of tools (no name a run writes) into ``out``; what they hold."""
+    files = {
+        "notes.txt": "do not lose\n",
+        ".DS_Store": "finder",
+        "Thumbs.db": "thumbs",
+        "desktop.ini": "[.ShellClassInfo]",
+        "wandb/run-1/files/config.yaml": "lr: 1\n",
+        "runs/Dec01/events.out.tfevents.1": "events",
+        ".ipynb_checkpoints/README-checkpoint.md": "# notebook copy\n",
+        **({"adapter/my_notes.txt": "mine\n"} if in_adapter else {}),
+    }
+    for name, text in files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    return {name: text.encode() for name, text in files.items()}
+
+
+def cluttered(env: Env) -> dict:
+    out = env.tmp / "out"
+    out.mkdir()
+    _MADE["out"], _MADE["gone"], _MADE["kept"] = out, [], others(out, in_adapter=False)
+    return {}
+
+
+def only_earlier_files_removed(seen: dict, log: str) -> None:
+    """The earlier run's files went (hftl_run.json is the new run's); every other file is as it was."""
+    out = _MADE["out"]
+    left = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert {name: left.get(name) for name in _MADE["kept"]} == _MADE["kept"], "a file of the user's changed"
+    assert not [name for name in _MADE["gone"] if name in left and name != RUN_FILE], "an earlier file was kept"
+    if RUN_FILE in _MADE["gone"]:
+        assert json.loads(left[RUN_FILE])["model"], "the earlier run's hftl_run.json was not replaced"
+
+
 def linked_checkpoint(env: Env) -> dict:
     """``out/checkpoint-8`` is a link to another run's complete checkpoint; resume auto."""
     target = checkpoint(env, "other-run", 8, run={"method": "full"})
@@ -121,14 +176,7 @@ def linked_checkpoint(env: Env) -> dict:
     out.mkdir()
     (out / RUN_FILE).write_text(json.dumps({"method": "full"}))
     (out / "checkpoint-8").symlink_to(target, target_is_directory=True)
-    _MADE["target"] = target
     return {"resume_from_checkpoint": "auto"}
-
-
-def link_kept(seen: dict, log: str) -> None:
-    target = _MADE["target"]
-    assert (target / MANIFEST).is_file() and (target.parent.parent / "out" / "checkpoint-8").is_symlink()
-    assert "no checkpoint in" in log and "starting from the beginning" in log
 
 
 def foreign(env: Env) -> dict:
@@ -148,16 +196,30 @@ def unverified_identity(env: Env) -> dict:
     return {"resume_from_checkpoint": str(checkpoint(env))}
 
 
+# what an earlier run wrote, by the names a run writes them (and one in adapter/)
+EARLIER_FILES = ("README.md", "config.json", "model.safetensors", "tokenizer.json", "training_curves.png", "adapter/adapter_config.json")
+
 OUTPUT_CASES: list[Case] = [
     Case(
         "output-dir-user-files", "--output_dir holding the user's own README.md, config.json and notes", "Refused, naming the files: a run would overwrite them.",
         user_files,
-        ConfigError, "holds files hftl did not write (README.md, config.json, notes.txt), which a run would overwrite",
+        ConfigError, "holds files hftl did not write (README.md, config.json, hftl_config.yaml), which a run would overwrite",
     ),
     Case(
         "output-dir-user-files-overwrite", "the same with --overwrite_output_dir", "Refused as well: --overwrite_output_dir deletes only an earlier hftl run.",
         lambda env: user_files(env, overwrite=True),
-        ConfigError, "holds files hftl did not write (README.md, config.json, notes.txt)",
+        ConfigError, "holds files hftl did not write (README.md, config.json, hftl_config.yaml), which a run would overwrite",
+    ),
+    Case(
+        "output-dir-user-files-resume-auto", "the same with --resume_from_checkpoint auto and no checkpoint yet (as requeue scripts pass it)", "Refused as well: with nothing to resume it is a fresh start.",
+        lambda env: {**user_files(env), "resume_from_checkpoint": "auto"},
+        ConfigError, "holds files hftl did not write (README.md, config.json, hftl_config.yaml), which a run would overwrite",
+    ),
+    Case(
+        "output-dir-other-files", "--output_dir holding the user's notes, desktop files (.DS_Store, Thumbs.db) and tool folders (wandb/, runs/, .ipynb_checkpoints/)", "Runs: a run writes no file of those names; they stay as they are (never deleted nor pushed), with a line.",
+        cluttered,
+        None, "also holds .ipynb_checkpoints/, notes.txt, runs/ and 1 more: left as they are beside the run",
+        check=only_earlier_files_removed,
     ),
     Case(
         "output-dir-user-link", "--output_dir holding a symbolic link to a file elsewhere", "Refused like a user file; the link is never followed.",
@@ -165,9 +227,22 @@ OUTPUT_CASES: list[Case] = [
         ConfigError, "holds files hftl did not write (README.md)",
     ),
     Case(
-        "output-dir-legacy-run-overwrite", "--overwrite_output_dir on a finished run without hftl_outputs.json (older hftl)", "Refused: without the list its files can't be told from the user's.",
-        lambda env: (env.tmp.joinpath("out").mkdir(), env.tmp.joinpath("out", "all_results.json").write_text("{}"), {"overwrite_output_dir": True})[2],
-        ConfigError, "holds files hftl did not write (all_results.json)",
+        "output-dir-legacy-run-overwrite", "--overwrite_output_dir on a finished run without hftl_outputs.json (older hftl; all_results.json), beside the user's and tools' files", "Its files of the names a run writes are deleted at the start of training, with a line; the other files stay.",
+        lambda env: earlier_outputs(env, "all_results.json", EARLIER_FILES),
+        None, "--overwrite_output_dir: removed the earlier run's 7 files",
+        check=only_earlier_files_removed,
+    ),
+    Case(
+        "output-dir-cut-short-run-overwrite", "--overwrite_output_dir on a run cut short between saving the model and listing its files (hftl_run.json, no all_results.json)", "The same.",
+        lambda env: earlier_outputs(env, RUN_FILE, EARLIER_FILES),
+        None, "--overwrite_output_dir: removed the earlier run's 7 files",
+        check=only_earlier_files_removed,
+    ),
+    Case(
+        "output-dir-hftl-config-overwrite", "--overwrite_output_dir on an older run's folder that only hftl_config.yaml with hftl's header tells apart", "The same.",
+        lambda env: earlier_outputs(env, "hftl_config.yaml", EARLIER_FILES),
+        None, "--overwrite_output_dir: removed the earlier run's 7 files",
+        check=only_earlier_files_removed,
     ),
     Case(
         "output-dir-interrupted-run", "a fresh run in an interrupted run's folder (checkpoints, hftl_run.json)", "Refused, pointing to --resume_from_checkpoint auto or --overwrite_output_dir.",
@@ -175,9 +250,9 @@ OUTPUT_CASES: list[Case] = [
         ConfigError, "holds an interrupted run (checkpoint-8): a fresh start would overwrite its checkpoints. Continue it with --resume_from_checkpoint auto, or pass --overwrite_output_dir",
     ),
     Case(
-        "output-dir-interrupted-before-a-checkpoint", "a fresh run in a folder whose run stopped before its first checkpoint", "Refused the same way.",
+        "output-dir-interrupted-before-a-checkpoint", "the same command rerun in a folder whose run stopped before its first checkpoint (only hftl_run.json)", "Runs: there is nothing to continue; hftl_run.json is replaced, with a line.",
         lambda env: interrupted(env, checkpoints=False),
-        ConfigError, "holds an interrupted run (hftl_run.json)",
+        None, "the earlier run stopped before its first checkpoint; its hftl_run.json is replaced",
     ),
     Case(
         "output-dir-interrupted-overwrite", "--overwrite_output_dir on an interrupted run's folder", "Its checkpoints and hftl_run.json are deleted at the start of training, with a line.",
@@ -191,10 +266,9 @@ OUTPUT_CASES: list[Case] = [
         ConfigError, "--output_dir is empty; name a folder, or leave the option out",
     ),
     Case(
-        "checkpoint-symlinked-auto", "a checkpoint-N in --output_dir that is a link to another folder, resume auto", "Skipped with a line; never resumed from or deleted through.",
+        "checkpoint-symlinked-auto", "a checkpoint-N in --output_dir that is a link to another folder, resume auto", "Skipped with a line, never resumed from or deleted through; with nothing else to resume, the fresh start is refused (a save of that step would write through the link).",
         linked_checkpoint,
-        None, "skipping checkpoint-8: a symbolic link, which hftl never resumes from or deletes",
-        check=link_kept,
+        ConfigError, "holds files hftl did not write (checkpoint-8), which a run would overwrite",
     ),
     Case(
         "manifest-not-a-table", "a checkpoint manifest that is JSON but a list", "Refused in one line.",
