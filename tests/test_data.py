@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from types import SimpleNamespace
 
 import pytest
@@ -238,10 +239,66 @@ def test_label_strings_kept_or_cleaned(tmp_path, label_of, names):
             assert data.labels.names[row["labels"]] == label_of(index).strip().replace("\u200b", "")
 
 
-def test_look_alike_labels_are_refused_with_the_pair(tmp_path):
-    rows = [{"text": f"t{i}", "label": ["pos", "Pos", "neg", "ｎｅｇ"][i % 4]} for i in range(40)]
-    with pytest.raises(DataError, match=r"\('Pos' / 'pos'; 'neg' / 'ｎｅｇ'\)"):
+@pytest.mark.parametrize(
+    ("classes", "pairs"),
+    [
+        (
+            ["pos", "Pos", "neg", "ｎｅｇ"],
+            "'neg' / 'ｎｅｇ'",
+        ),  # full-width letters; Pos/pos alone would train
+        (["ﬁne", "fine", "bad"], "'fine' / 'ﬁne'"),  # a ligature from a PDF
+        (["Pos", "ｐｏｓ", "neg"], "'Pos' / 'ｐｏｓ'"),  # width and case
+        (["A", "Ａ", "B"], "'A' / 'Ａ'"),  # single characters too: one letter in two widths
+        (["pos", "p\u200dos", "neg"], r"'pos' / 'p\u200dos'"),  # a joiner inside
+    ],
+)
+def test_labels_the_same_after_nfkc_are_refused_with_the_pair(tmp_path, classes, pairs):
+    rows = [{"text": f"t{i}", "label": classes[i % len(classes)]} for i in range(40)]
+    with pytest.raises(DataError) as error:
         prepare(write_csv(tmp_path / "d.csv", rows))
+    assert f"has classes that are the same text in two Unicode encodings ({pairs}: full-width" in str(
+        error.value
+    )
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "classes",
+    [["C#", "c#", "D", "d"], ["CO", "Co", "NaCl"], ["IT", "it", "de"], ["Straße", "STRASSE", "weg"]],
+    ids=["keys", "chemistry", "codes", "sharp-s"],
+)
+def test_labels_that_differ_only_in_case_are_separate_classes_logged(tmp_path, capfd, classes):
+    """C#/c# (music keys), CO/Co (chemistry), IT/it (codes) are real classes: they were refused with
+    no way out but renaming a class."""
+    rows = [{"text": f"t{i}", "label": classes[i % len(classes)]} for i in range(48)]
+    data = prepare(write_csv(tmp_path / "d.csv", rows))
+    assert sorted(data.labels.names) == sorted(classes)
+    for split in data.splits.values():
+        assert [data.labels.names[row["labels"]] for row in split] == [
+            rows[int(row["text"][1:])]["label"] for row in split
+        ]
+    err = capfd.readouterr().err
+    first, second = sorted(classes[:2])
+    counts = Counter(row["label"] for row in rows)  # the train split's, before validation/test are carved
+    assert f"1 group(s) of classes differ only in case and train as separate classes ({first!r} " in err
+    assert f"({first!r} {counts[first]} / {second!r} {counts[second]})" in err
+    assert "'D' " not in err  # single letters: not logged
+
+
+def test_look_alike_multi_labels_case_kept_encoding_refused(tmp_path, capfd):
+    rows = [{"text": f"t{i}", "labels": [["C#", "minor"], ["c#"], ["D", "minor"]][i % 3]} for i in range(30)]
+    write_jsonl = tmp_path / "m.jsonl"
+    write_jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert prepare(write_jsonl).labels.names == ["C#", "D", "c#", "minor"]
+    assert "differ only in case and train as separate classes ('C#' " in capfd.readouterr().err
+    write_jsonl.write_text(
+        "".join(
+            json.dumps({**row, "labels": ["ｍｉｎｏｒ" if i else "minor"]}) + "\n"
+            for i, row in enumerate(rows)
+        )
+    )
+    with pytest.raises(DataError, match=r"same text in two Unicode encodings \('minor' / 'ｍｉｎｏｒ'"):
+        prepare(write_jsonl)
 
 
 @pytest.mark.parametrize("word", ["NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A", "-NaN", " NA "])

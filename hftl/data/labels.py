@@ -158,23 +158,37 @@ def missing_value_labels(splits: dict[str, Dataset], column: str) -> dict[str, D
     return splits
 
 
-def _check_look_alikes(names: list[str], column: str) -> None:
-    """Refuse classes that differ only in case, Unicode width or invisible characters (``pos``/``Pos``):
-    merging them silently could be wrong, training them apart almost certainly is. Single characters are
-    exempt: ``A`` and ``a`` are different classes in letter recognition."""
+def _check_look_alikes(counts: Counter, column: str) -> None:
+    """Classes that are one text apart only in case, or in Unicode encoding (full-width letters,
+    ligatures, invisible format characters inside: the same after NFKC), get a word before training.
+
+    Case-only differences stay separate classes, named with their counts in one log line: ``C#``/``c#``
+    (keys), ``CO``/``Co`` (chemistry), ``IT``/``it`` are real classes; single characters (``A``/``a``,
+    letter recognition) are not even logged. Encoding differences are refused: such a pair is almost
+    surely one class typed on two keyboards, and which spelling to keep is the data owner's call."""
     groups: dict[str, list[str]] = {}
-    for name in names:
+    normal: dict[str, str] = {}
+    for name in counts:
         bare = "".join(ch for ch in name if unicodedata.category(ch) != "Cf")  # format chars: ZWJ, ZWNJ ...
-        if len(bare) <= 1:
-            continue
-        groups.setdefault(unicodedata.normalize("NFKC", bare).casefold(), []).append(name)
-    alike = [group for group in groups.values() if len(group) > 1]
-    if alike:
-        pairs = "; ".join(" / ".join(repr(name) for name in group) for group in alike[:3])
+        normal[name] = unicodedata.normalize("NFKC", bare)
+        groups.setdefault(normal[name].casefold(), []).append(name)
+    alike = [sorted(group) for group in groups.values() if len(group) > 1]
+    # casefold() calls a ligature (ﬁ) a case variant too: a name that normalising changes is the tell
+    encoded = [group for group in alike if any(normal[name] != name for name in group)]
+    if encoded:
+        pairs = "; ".join(" / ".join(repr(name) for name in group) for group in encoded[:3])
         raise DataError(
-            f"Label column '{column}' has classes that differ only in case, width or invisible characters "
-            f"({pairs}{' ...' if len(alike) > 3 else ''}); write each class one way in the data, or rename "
-            "one if they really are different classes."
+            f"Label column '{column}' has classes that are the same text in two Unicode encodings ({pairs}"
+            f"{' ...' if len(encoded) > 3 else ''}: full-width letters, ligatures or invisible characters); "
+            "write each class one way in the data (unicodedata.normalize('NFKC', ...)), or rename one."
+        )
+    cased = [group for group in alike if len(group[0]) > 1]
+    if cased:
+        shown = "; ".join(" / ".join(f"{name!r} {counts[name]}" for name in group) for group in cased[:5])
+        log(
+            f"label column '{column}': {len(cased)} group(s) of classes differ only in case and train as "
+            f"separate classes ({shown}{' ...' if len(cased) > 5 else ''}); if one is a class written two "
+            "ways, write it one way in the data"
         )
 
 
@@ -235,13 +249,14 @@ def _label_sets(split: Dataset, column: str, delimiter: str | None, split_name: 
 
 
 def _multi_label_space(train: Dataset, column: str, delimiter: str | None) -> LabelSpace:
-    distinct = {name for labels in _label_sets(train, column, delimiter, "train") for name in labels}
+    sets = _label_sets(train, column, delimiter, "train")
+    distinct = {name for labels in sets for name in labels}
     if len(distinct) < 2:
         raise DataError(
             f"Multi-label column '{column}' has {len(distinct)} distinct label(s) in train; a classifier "
             "needs at least 2."
         )
-    _check_look_alikes(sorted(distinct), column)
+    _check_look_alikes(Counter(name for row in sets for name in row), column)
     numeric = all(name.lstrip("-").isdigit() for name in distinct)
     return LabelSpace(sorted(distinct, key=int if numeric else str), multi_label=True)
 
@@ -274,7 +289,8 @@ def build_label_space(train: Dataset, column: str, delimiter: str | None = None)
             "regression; hftl trains classifiers, so use class labels."
         )
     keys = sorted({_key(value) for value in values}, key=lambda k: (isinstance(k, str), k))
-    _check_look_alikes([key for key in keys if isinstance(key, str)], column)
+    if any(isinstance(key, str) for key in keys):
+        _check_look_alikes(Counter(value for value in train[column] if isinstance(value, str)), column)
     if len(keys) < 2:
         raise DataError(
             f"Label column '{column}' has only {len(keys)} distinct value in train; a classifier needs "

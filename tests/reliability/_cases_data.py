@@ -337,9 +337,15 @@ DATA_CASES: list[Case] = [
     ),
     # labels and texts
     Case(
-        "labels-look-alike", "classes pos, Pos and a full-width ｐｏｓ", "Refused, naming the look-alike classes.",
+        "labels-look-alike", "classes pos, Pos and a full-width ｐｏｓ", "Refused, naming the classes that are one text in two Unicode encodings.",
         lambda env: {"dataset": env.csv("l.csv", rows_csv(topics(40, label_of=lambda i, r: ["pos", "Pos", "ｐｏｓ", "neg"][i % 4])))},
-        DataError, "has classes that differ only in case, width or invisible characters ('Pos' / 'pos' / 'ｐｏｓ')",
+        DataError, "has classes that are the same text in two Unicode encodings ('Pos' / 'pos' / 'ｐｏｓ': full-width",
+    ),
+    Case(
+        "labels-case-only", "classes C#, c#, CO and Co (music keys, chemistry)", "Kept as separate classes, the case-only pairs named with their counts in a log line.",
+        lambda env: {"dataset": env.csv("k.csv", rows_csv(topics(40, label_of=lambda i, r: ["C#", "c#", "CO", "Co"][i % 4])))},
+        message="2 group(s) of classes differ only in case and train as separate classes ('C#' 10 / 'c#' 10; 'CO' 10 / 'Co' 10)",
+        check=labels_are("C#", "CO", "Co", "c#"),
     ),
     Case(
         "text-huge-cell", "one 1,000,000-character cell", "Cut to max_length x 64 characters before tokenising, counted in a log line.",
