@@ -98,7 +98,8 @@ def _local_forms(value: str) -> set[str]:
 def _replacements(source: Path, base_model: str | None) -> dict[str, str]:
     """Each local path a staged file may carry (the path options of the local ``hftl_config.yaml``, the
     output folder, the adapter's base), mapped to its public name."""
-    values = yaml.safe_load((source / CONFIG_FILE).read_text()) if (source / CONFIG_FILE).is_file() else {}
+    config = source / CONFIG_FILE
+    values = yaml.safe_load(config.read_text()) if config.is_file() and not config.is_symlink() else {}
     pairs = [(key, value) for key, value in (values or {}).items()]
     pairs.append(("output_dir", str(source)))
     adapter_config = source / ADAPTER_CONFIG
