@@ -188,25 +188,90 @@ def test_non_finite_weights_are_never_saved(tiny_options):
 
 
 def test_overwrite_output_dir_replaces_only_the_earlier_run(tiny_options):
-    """A LoRA run with checkpoints, then a full run over it: the user's file stops it (nothing touched);
-    without that file only what the earlier run wrote goes, and the folder holds exactly the new run."""
+    """A LoRA run with checkpoints, then a full run over it: the user's file by a name a run writes stops
+    it (nothing touched); without that file only what the earlier run wrote goes, the user's notes stay
+    and the folder holds exactly the new run. The same without hftl_outputs.json (as an older hftl, or a
+    crash before the list, left the folder): hftl_run.json tells the folder is hftl's."""
     out = Path(tiny_options["output_dir"])
     finetune(**{**tiny_options, "method": "lora", "save_strategy": "steps", "save_steps": 1})
     assert (out / "adapter").is_dir() and (out / "checkpoint-2").is_dir()
+    (out / "my_plot.png").write_bytes(b"mine")
     (out / "notes.txt").write_text("mine")
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    with pytest.raises(ConfigError, match=r"holds files hftl did not write \(notes.txt\)"):
+    with pytest.raises(ConfigError, match=r"holds files hftl did not write \(my_plot.png\), which a run would"):
         finetune(**{**tiny_options, "overwrite_output_dir": True})
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    (out / "notes.txt").unlink()
+    (out / "my_plot.png").unlink()
     with pytest.raises(ConfigError, match="already holds a finished run"):
         finetune(**tiny_options)
-    finetune(**{**tiny_options, "overwrite_output_dir": True})
-    listed = json.loads((out / "hftl_outputs.json").read_text())["files"]
-    left = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    assert left == {*listed, "hftl_run.json", "hftl_outputs.json"}
-    assert not (out / "adapter").exists() and not list(out.glob("checkpoint-*"))
-    assert json.loads((out / RUN_FILE).read_text())["method"] == "full"
+    for listed_by in ("hftl_outputs.json", "nothing"):
+        finetune(**{**tiny_options, "overwrite_output_dir": True})
+        listed = json.loads((out / "hftl_outputs.json").read_text())["files"]
+        left = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+        assert left == {*listed, "hftl_run.json", "hftl_outputs.json", "notes.txt"}, listed_by
+        assert (out / "notes.txt").read_text() == "mine"
+        assert not (out / "adapter").exists() and not list(out.glob("checkpoint-*"))
+        assert json.loads((out / RUN_FILE).read_text())["method"] == "full"
+        (out / "hftl_outputs.json").unlink()
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_reruns(tiny_options, monkeypatch):
+    """Out of memory at step 1 (or bad data, or Ctrl-C with save_strategy no) leaves only hftl_run.json:
+    rerunning the same command starts afresh instead of being refused as an interrupted run."""
+    from hftl.trainer import HftlTrainer
+
+    out = Path(tiny_options["output_dir"])
+    train = HftlTrainer.train
+
+    def out_of_memory(self, *args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(HftlTrainer, "train", out_of_memory)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        finetune(**tiny_options)
+    assert sorted(path.name for path in out.iterdir()) == [RUN_FILE]
+    monkeypatch.setattr(HftlTrainer, "train", train)
+    result = finetune(**tiny_options)
+    assert result.trainer.state.global_step == 2 and (out / "model.safetensors").is_file()
+
+
+def test_process_0_alone_decides_on_the_output_folder(tmp_path, monkeypatch):
+    """With several processes, only process 0 looks at the folder, before any process writes, and every
+    process takes its verdict: a slow process 1 that would see what process 0 wrote since (its
+    hftl_run.json, the finished run it then leaves) decides the same as process 0."""
+    from types import SimpleNamespace
+
+    import accelerate
+    import accelerate.utils
+
+    from hftl._output import prepare_output_dir
+
+    sent, waits = [], []
+
+    def broadcast(objects):  # process 0's objects reach every process
+        sent.append(list(objects))
+        return list(sent[0])
+
+    monkeypatch.setattr(accelerate.utils, "broadcast_object_list", broadcast)
+    monkeypatch.setattr(accelerate, "PartialState", lambda: SimpleNamespace(wait_for_everyone=lambda: waits.append(1)))
+    out = tmp_path / "out"
+
+    def on(rank: int) -> str:
+        arguments = SimpleNamespace(output_dir=str(out), overwrite_output_dir=False, world_size=2, process_index=rank)
+        return prepare_output_dir(arguments, "full", resuming=False, resume_asked=False)
+
+    assert on(0) == str(out) and sent == [[None]]  # nothing there yet: no refusal
+    out.mkdir()
+    (out / RUN_FILE).write_text("{}")
+    (out / "all_results.json").write_text("{}")  # would stop process 1 on its own
+    assert on(1) == str(out) and sent[1] == [None] and len(waits) == 2
+    sent.clear()
+    with pytest.raises(ConfigError, match="already holds a finished run") as refused:
+        on(0)
+    shutil.rmtree(out)  # process 1 sees a clean folder, yet stops with process 0's line
+    with pytest.raises(ConfigError) as also_refused:
+        on(1)
+    assert str(also_refused.value) == str(refused.value)
 
 
 def test_a_plain_checkpoint_of_another_model_is_one_line(checkpointed, tmp_path, capfd):
