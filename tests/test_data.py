@@ -356,3 +356,51 @@ def test_missing_value_words_are_pandas_list():
     from hftl.data.labels import MISSING_VALUE_WORDS
 
     assert MISSING_VALUE_WORDS == set(pandas_parsers.STR_NA_VALUES) - {""}
+
+
+def test_duplicated_header_column_the_run_does_not_use_is_read_as_pandas_reads_it(tmp_path, capfd):
+    rows = make_rows(30)
+    plain = prepare(write_csv(tmp_path / "plain.csv", rows))
+    body = "".join(f"{row['text']},{i},{row['label']},{-i}\n" for i, row in enumerate(rows))
+    (tmp_path / "d.csv").write_text("text,notes,label,notes\n" + body)
+    data = prepare(tmp_path / "d.csv")  # refused before: 'names column(s) 'notes' more than once'
+    assert data.labels.names == plain.labels.names
+    for name in ("train", "validation", "test"):
+        assert data.splits[name]["text"] == plain.splits[name]["text"]
+        assert data.splits[name]["labels"] == plain.splits[name]["labels"]
+    assert (
+        "the header names column(s) 'notes' in d.csv (read as notes, notes.1) more than once"
+        in capfd.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "options", "role", "copies"),
+    [
+        ("text,label,text", {}, "input", "'text', 'text.1'"),  # inferred text column
+        ("body,label,body", {"text_column": "body"}, "input", "'body', 'body.1'"),  # given
+        ("body,label,body", {"text_column": "body.1"}, "input", "'body', 'body.1'"),  # the copy, given
+        ("text,category,category", {"label_column": "category"}, "label", "'category', 'category.1'"),
+    ],
+)
+def test_duplicated_header_column_the_run_uses_is_refused(tmp_path, header, options, role, copies):
+    (tmp_path / "d.csv").write_text(header + "\n" + "".join(f"t{i},{i % 2},x\n" for i in range(30)))
+    with pytest.raises(DataError) as error:
+        prepare(tmp_path / "d.csv", **options)
+    name = header.split(",")[-1]
+    assert str(error.value) == (
+        f"The header of d.csv names column '{name}' more than once, and the run uses it as its {role} column "
+        f"(read as {copies}); give every column its own name."
+    )
+
+
+def test_duplicated_header_column_that_leaves_inference_without_a_column_is_named(tmp_path):
+    # the only string column besides the label would be the text; twice, there are two
+    (tmp_path / "d.csv").write_text(
+        "words,label,words\n" + "".join(f"t{i},{i % 2},u{i}\n" for i in range(30))
+    )
+    with pytest.raises(
+        DataError,
+        match=r"^No text column found; .* The header names 'words' \(read as words, words.1\) more than once.$",
+    ):
+        prepare(tmp_path / "d.csv")

@@ -16,7 +16,7 @@ from ..errors import DataError, DatasetNotFoundError
 from ..resolve import hub_status
 from .builtin import builtin_datasets, load_builtin
 
-__all__ = ["load_raw_dataset", "FILE_FORMATS"]
+__all__ = ["load_raw_dataset", "duplicated_columns", "FILE_FORMATS"]
 
 # pandas reads "NA", "null", "None", "nan" ... as missing by default; as class names or texts they are
 # values, so only an empty field is missing
@@ -123,9 +123,10 @@ def _has_no_rows(path: Path) -> bool:
         return handle.read(4096).strip() in ("", "[]")
 
 
-def _check_header(path: Path) -> None:
-    """A header (or parquet schema) naming one column twice: pandas would rename the second ``label.1``
-    silently, arrow fails with a message about field references."""
+def _check_header(path: Path) -> list[str]:
+    """The names a CSV/TSV header gives more than one column (pandas reads the copies as ``notes``,
+    ``notes.1``; prepare_data refuses them only where the run uses them). A parquet schema naming a column
+    twice is refused: arrow can't read it at all, with a message about field references."""
     if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
@@ -137,11 +138,18 @@ def _check_header(path: Path) -> None:
     repeated = [
         name for name, count in Counter(name.strip() for name in header).items() if count > 1 and name
     ]
-    if repeated:
+    if repeated and path.suffix.lower() == ".parquet":
         raise DataError(
             f"The header of {path} names column(s) {', '.join(repr(name) for name in repeated)} more than once; "
             "give every column its own name."
         )
+    return repeated
+
+
+def duplicated_columns(splits: DatasetDict) -> dict[str, tuple[str, list[str]]]:
+    """Header name given to several columns -> (the file, the column names pandas read its copies as),
+    for data loaded from CSV/TSV files."""
+    return getattr(splits, "_duplicated_columns", {})
 
 
 def _check_delimiter(loaded: DatasetDict, data_files: dict[str, str]) -> None:
@@ -226,13 +234,24 @@ def _load_files(data_files: dict[str, str]) -> DatasetDict:
             f"Split files mix formats ({', '.join(sorted(suffixes))}); use one format for all splits."
         )
     builder, options = FILE_FORMATS[suffixes.pop()]
+    repeated = {}
     if builder in ("csv", "parquet"):
         for file in data_files.values():
-            _check_header(Path(file))
+            for name in _check_header(Path(file)):
+                repeated.setdefault(name, Path(file).name)
     try:
         loaded = load_dataset(builder, data_files=data_files, **options)
     except Exception as exc:  # noqa: BLE001 - pandas/arrow parse errors come in many types
         raise _read_error(exc, data_files, builder) from None
+    if repeated:  # kept on the DatasetDict (renaming splits and columns keeps the object) for prepare_data
+        columns = {column for split in loaded.values() for column in split.column_names}
+        loaded._duplicated_columns = {
+            name: (
+                file,
+                sorted(column for column in columns if re.fullmatch(rf"{re.escape(name)}(\.\d+)?", column)),
+            )
+            for name, file in repeated.items()
+        }
     if builder == "csv":
         _check_delimiter(loaded, data_files)
     if builder == "json":  # one object holding the rows reads as one row, a list of strings as one column

@@ -23,7 +23,7 @@ from .labels import (
     is_unlabelled,
     missing_value_labels,
 )
-from .loading import load_raw_dataset
+from .loading import duplicated_columns, load_raw_dataset
 
 __all__ = ["PreparedData", "prepare_data"]
 
@@ -97,6 +97,23 @@ def _warn_about_overlap(splits: dict[str, Dataset], input_columns: list[str]) ->
         )
 
 
+def _check_duplicated(duplicated: dict, input_columns: list[str], label_column: str) -> None:
+    """A header naming a column twice: pandas reads the copies as ``label``, ``label.1``, so which one a
+    run uses is chance; refused where the run uses one, logged where it uses none."""
+    unused = []
+    for name, (file, copies) in duplicated.items():
+        used = [column for column in [*input_columns, label_column] if column in copies]
+        if used:
+            role = "label" if label_column in copies else "input"
+            raise DataError(
+                f"The header of {file} names column '{name}' more than once, and the run uses it as its {role} "
+                f"column (read as {', '.join(repr(copy) for copy in copies)}); give every column its own name."
+            )
+        unused.append(f"'{name}' in {file} (read as {', '.join(copies)})")
+    if unused:
+        log(f"the header names column(s) {'; '.join(unused)} more than once; the run doesn't use them")
+
+
 def _reorder(labels: LabelSpace, order: list[str]) -> LabelSpace:
     """The data's classes in the teacher's order, matched by name."""
     missing, extra = sorted(set(labels.names) - set(order)), sorted(set(order) - set(labels.names))
@@ -152,9 +169,19 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
     train = raw["train"]
     if len(train) == 0:
         raise DataError(f"The train split of {source} is empty; it needs labelled examples.")
-    label_column = find_label_column(train, data_args.label_column)
-    input_columns = task.find_inputs(train, label_column, data_args)
+    duplicated = duplicated_columns(raw)
+    try:
+        label_column = find_label_column(train, data_args.label_column)
+        input_columns = task.find_inputs(train, label_column, data_args)
+    except DataError as error:
+        if not duplicated:
+            raise
+        names = ", ".join(
+            f"'{name}' (read as {', '.join(copies)})" for name, (_, copies) in duplicated.items()
+        )
+        raise DataError(f"{error} The header names {names} more than once.") from None
     wanted = [*input_columns, label_column]
+    _check_duplicated(duplicated, input_columns, label_column)
     raw = missing_value_labels(dict(raw), label_column)
 
     splits = {}

@@ -248,9 +248,15 @@ DATA_CASES: list[Case] = [
         message="stripped spaces around column name(s) ' label' -> 'label'", check=labels_are("politics", "sport", "tech"),
     ),
     Case(
-        "csv-duplicate-column", "a header naming 'label' twice", "Refused, naming the column.",
+        "csv-duplicate-column", "a header naming 'label' twice", "Refused, naming the column: the run uses it.",
         lambda env: {"dataset": env.csv("d.csv", "text,label,label\n" + "".join(f"{r['text']},{r['label']},x\n" for r in make_rows(30)))},
-        DataError, "names column(s) 'label' more than once; give every column its own name.",
+        DataError, "The header of d.csv names column 'label' more than once, and the run uses it as its label column (read as 'label', 'label.1'); give every column its own name.",
+    ),
+    Case(
+        "csv-duplicate-unused-column", "a header naming an unused column 'notes' twice", "Read, as pandas reads it; one log line names the column.",
+        lambda env: {"dataset": env.csv("d.csv", "text,label,notes,notes\n" + "".join(f"{r['text']},{r['label']},a,b\n" for r in make_rows(30)))},
+        message="the header names column(s) 'notes' in d.csv (read as notes, notes.1) more than once; the run doesn't use them",
+        check=labels_are("politics", "sport", "tech"),
     ),
     Case(
         "csv-semicolons", "a .csv separated by semicolons", "Refused: the fields look ';'-separated.",
