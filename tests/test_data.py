@@ -404,3 +404,21 @@ def test_duplicated_header_column_that_leaves_inference_without_a_column_is_name
         match=r"^No text column found; .* The header names 'words' \(read as words, words.1\) more than once.$",
     ):
         prepare(tmp_path / "d.csv")
+
+
+def test_na_in_a_csv_split_file_whose_train_labels_are_numbers(tmp_path):
+    """datasets reads every split file with train's column types: 'NA' in validation.csv failed to
+    parse as int64 ('Could not read ...') once CSVs kept such words as text; pandas' reading is back for
+    number columns, so the rows are missing labels, and a text 'NA' stays a text."""
+    write_csv(tmp_path / "s" / "train.csv", [{"text": f"t{i}", "label": i % 2} for i in range(30)])
+    validation = [{"text": "NA" if i == 5 else f"v{i}", "label": "NA" if i < 2 else i % 2} for i in range(9)]
+    write_csv(tmp_path / "s" / "validation.csv", validation)
+    with pytest.raises(
+        DataError, match=r"^2 rows of the validation split have no value in label column 'label'"
+    ):
+        prepare(tmp_path / "s")
+    write_csv(tmp_path / "s" / "validation.csv", [{**row, "label": "NA"} for row in validation])
+    data = prepare(tmp_path / "s")  # all NA: an unlabelled split, validation carved from train
+    assert data.labels.names == ["0", "1"] and len(data.splits["validation"]) == 3
+    write_csv(tmp_path / "s" / "validation.csv", [{**row, "label": 1} for row in validation])
+    assert "NA" in prepare(tmp_path / "s").splits["validation"]["text"]

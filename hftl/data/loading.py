@@ -15,6 +15,7 @@ from .._log import log
 from ..errors import DataError, DatasetNotFoundError
 from ..resolve import hub_status
 from .builtin import builtin_datasets, load_builtin
+from .labels import MISSING_VALUE_WORDS
 
 __all__ = ["load_raw_dataset", "duplicated_columns", "FILE_FORMATS"]
 
@@ -240,8 +241,14 @@ def _load_files(data_files: dict[str, str]) -> DatasetDict:
             for name in _check_header(Path(file)):
                 repeated.setdefault(name, Path(file).name)
     try:
-        loaded = load_dataset(builder, data_files=data_files, **options)
-    except Exception as exc:  # noqa: BLE001 - pandas/arrow parse errors come in many types
+        try:
+            loaded = load_dataset(builder, data_files=data_files, **options)
+        except Exception as exc:  # noqa: BLE001 - pandas/arrow parse errors come in many types
+            retry = _missing_words_in_numbers(exc, data_files, options) if builder == "csv" else None
+            if retry is None:
+                raise
+            loaded = load_dataset(builder, data_files=data_files, **retry)
+    except Exception as exc:  # noqa: BLE001
         raise _read_error(exc, data_files, builder) from None
     if repeated:  # kept on the DatasetDict (renaming splits and columns keeps the object) for prepare_data
         columns = {column for split in loaded.values() for column in split.column_names}
@@ -281,6 +288,31 @@ def _first_non_utf8_line(path: Path) -> tuple[int, int] | None:
             except UnicodeDecodeError as error:
                 return number, line[error.start]
     return None
+
+
+def _missing_words_in_numbers(exc: Exception, data_files: dict[str, str], options: dict) -> dict | None:
+    """CSV options reading ``NA`` (``null``, ``#N/A`` ...) as missing in the columns train holds numbers in,
+    when another split file failed on such a word there ('Failed to parse string: 'NA' as a scalar of
+    type int64': datasets casts every split to the first file's types); ``None`` for other errors. A
+    number column with R's NA reads as pandas would read it; texts and word labels keep the words."""
+    import pandas as pd
+
+    cause, word = exc, None
+    for _ in range(10):
+        if cause is None:
+            break
+        found = re.search(
+            r"Failed to parse string: '(.*?)' as a scalar of type (?:int|uint|float|double)", str(cause)
+        )
+        word = word or (found.group(1) if found else None)
+        cause = cause.__cause__ or cause.__context__
+    if word is None or word.strip() not in MISSING_VALUE_WORDS or "train" not in data_files:
+        return None
+    train = pd.read_csv(data_files["train"], **{key: value for key, value in options.items() if key != "na_values"},
+                        na_values=[""], encoding="utf-8-sig")  # fmt: skip
+    numeric = {str(column) for column, dtype in train.dtypes.items() if pd.api.types.is_numeric_dtype(dtype)}
+    missing = ["", *sorted(MISSING_VALUE_WORDS)]
+    return {**options, "na_values": {str(c): missing if str(c) in numeric else [""] for c in train.columns}}
 
 
 def _read_error(exc: Exception, data_files: dict[str, str], builder: str) -> DatasetNotFoundError:
