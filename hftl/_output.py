@@ -53,10 +53,10 @@ _CONFIG_HEADER = (
 # processor files, card, results, hftl's own files, plots. Another file of such a name would be
 # overwritten; files of other names are left alone beside the run (push uploads only the listed files).
 _RUN_NAMES = re.compile(
-    r"README\.md|config\.json|.*_config\.json|.*tokenizer.*|.*vocab.*|merges\.txt|.*\.model"
-    r"|special_tokens_map\.json|added_tokens\.json|chat_template\.jinja|label_names\.json"
-    r"|all_results\.json|test_report\.json|hftl_.*\.(json|yaml)|lr_finder\.(json|png)"
-    r"|.*\.(safetensors|bin|pt|pth|png|jpe?g)|.*\.safetensors\.index\.json",
+    r"README\.md|config\.json|.*_config\.json|(.*tokenizer.*|.*vocab.*)\.(json|txt|model)|merges\.txt"
+    r"|.*\.model|special_tokens_map\.json|added_tokens\.json|chat_template\.jinja|label_names\.json"
+    r"|all_results\.json|test_report\.json|hftl_.*\.(json|yaml)|lr_finder\.json|(pytorch_model.*|training_args)\.bin"
+    r"|.*\.(safetensors|png|jpe?g)|.*\.safetensors\.index\.json",
     re.IGNORECASE,  # README.md and readme.md are one file on macOS and Windows
 )
 _CLUTTER = {".DS_Store", "Thumbs.db", "desktop.ini"}  # the desktop's own files: not worth a line
