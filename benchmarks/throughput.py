@@ -385,12 +385,21 @@ def ratio(results: dict, name: str, reference: str, key: str = "samples_s") -> f
     )
 
 
+def _accuracy_label(args) -> str:
+    """Accuracy after less than one epoch says little (it swings with the first batches' classes): the
+    column says so; benchmarks/sampling_order.py compares accuracy to convergence."""
+    train_size = getattr(args, "train_size", None)
+    if train_size and args.steps * args.batch_size < train_size:
+        return f"accuracy after {args.steps} steps (sanity check, not a comparison)"
+    return "accuracy"
+
+
 def table(args, results: dict) -> tuple[str, str]:
     names = list(results)
     memory = ("peak_mb", 0, "peak GPU memory (MB)" if on_gpu() else "peak RSS (MB)")
     if args.task == "costs":
         references, keys = [], [("step_s", 3, "s/step"), ("samples_s", 1, "samples/s"), memory,
-                                ("train_mb", 0, "training memory over start (MB)"), ("accuracy", 3, "accuracy")]  # fmt: skip
+                                ("train_mb", 0, "training memory over start (MB)"), ("accuracy", 3, _accuracy_label(args))]  # fmt: skip
     else:
         references = names[1:3] if args.task == "text" else names[1:2]
         tokens = [
@@ -400,7 +409,7 @@ def table(args, results: dict) -> tuple[str, str]:
         ]
         keys = [("samples_s", 1, "samples/s" if args.task == "text" else "images/s"),
                 *(tokens if args.task == "text" else []), memory, ("wall_s", 1, "wall to trained (s)"),
-                ("accuracy", 3, "accuracy"), ("input_wait", 1, "input wait", True)]  # fmt: skip
+                ("accuracy", 3, _accuracy_label(args)), ("input_wait", 1, "input wait", True)]  # fmt: skip
         if on_gpu():
             keys.append(("mfu", 1, "MFU (real tokens)", True))
     head = [
