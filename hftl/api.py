@@ -251,6 +251,7 @@ def finetune(
     metrics.update(
         method.extra_metrics(trainer, tokenized, data, trainer.compute_metrics, preprocess, metrics)
     )
+    trainer.shut_down_dataloader_workers()  # the run is done with its data; see the method for why now
     predictions = test.predictions >= metrics["threshold"] if data.labels.multi_label else test.predictions
     report, report_table = per_class_report(predictions, test.label_ids, data.labels.names)
     log(f"per-class report on the test split:\n{report}")

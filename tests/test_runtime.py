@@ -1,5 +1,6 @@
 """Runtime settings: accelerate launch's OMP_NUM_THREADS=1 on a GPU-less machine is undone; length-grouped
-batches read their lengths without a pass over the rows and shuffle by seed and epoch."""
+batches read their lengths without a pass over the rows and shuffle by seed and epoch; an image run's
+dataloader worker processes end with the run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from transformers import AutoTokenizer, BertConfig, BertForSequenceClassificatio
 from hftl import HftlTrainingArguments
 from hftl._runtime import use_all_cpu_cores
 from hftl.trainer import HftlTrainer
+
+from .test_image import image_folder, tiny_resnet  # noqa: F401 - the fixtures
 
 
 @pytest.fixture
@@ -128,3 +131,32 @@ def test_settings_resolved_for_this_machine_stay_out_of_the_rerun_config():
     assert rebuilt.auto_dataloader_workers and "bf16" in rebuilt.machine_resolved
     explicit = HftlTrainingArguments(output_dir="x", bf16=False, dataloader_num_workers=2)
     assert {"bf16": False, "dataloader_num_workers": 2}.items() <= _config_values((explicit,)).items()
+
+
+@pytest.mark.parametrize("stopped", [False, True], ids=["finished", "stopped-by-sigterm"])
+def test_an_image_run_leaves_no_dataloader_worker_alive(stopped, request, tmp_path, monkeypatch):
+    """The run's persistent dataloader workers exit when finetune() returns or raises. Left to the garbage
+    collector (often inside the next run's ``free_memory``), each took 5 s: the collector finalizes the
+    worker's index queue (its feeder thread exits) before the iterator's ``__del__`` queues the stop signal,
+    which then never reaches the worker, so torch waits out its join timeout and kills it."""
+    import psutil
+
+    from hftl import TrainingStopped, finetune
+
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    options = dict(
+        task="image-classification", model=request.getfixturevalue("tiny_resnet"),
+        dataset=str(request.getfixturevalue("image_folder")), output_dir=str(tmp_path / "out"), augment="none", max_steps=4, per_device_train_batch_size=4, per_device_eval_batch_size=8,
+        eval_strategy="steps", eval_steps=2, save_strategy="no", disable_tqdm=True,
+    )  # fmt: skip
+    if stopped:
+        monkeypatch.setenv("HFTL_FAULT", "step@2")
+        monkeypatch.setenv("HFTL_FAULT_SIGNAL", "TERM")
+        with pytest.raises(TrainingStopped) as outcome:  # its traceback keeps the trainer alive
+            finetune(**options)
+    else:
+        outcome = finetune(**options)  # the result keeps its trainer and the trainer's dataloaders
+        args = outcome.trainer.args
+        assert args.dataloader_num_workers >= 1 and args.dataloader_persistent_workers  # hftl's image default
+    left = [child for child in psutil.Process().children(recursive=True) if child.pid not in before]
+    assert not left, f"dataloader workers still alive after the run: {left}"
