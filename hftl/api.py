@@ -28,7 +28,7 @@ from ._runtime import use_all_cpu_cores
 from .checkpoints import resume_checkpoint, unsafe_checkpoint_error
 from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 from .data import LabelSpace, prepare_data
-from .errors import CheckpointError, ConfigError, HftlError, ModelNotFoundError, TrainingStopped
+from .errors import CheckpointError, ConfigError, HftlError, ModelNotFoundError, TrainingStopped, first_line
 from .hub import check_can_push, push, write_card_and_images
 from .methods import count_parameters, get_method
 from .metrics import (
@@ -363,9 +363,9 @@ def _load_processor_and_config(task, path: str, labels: LabelSpace, model_args: 
                 f"Model '{model_args.model}' needs code of its own to load (its auto_map), which hftl runs only "
                 "when asked: pass --trust_remote_code if you trust its code."
             ) from None
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise ModelNotFoundError(
-            f"Could not load the config or tokenizer of '{model_args.model}': {first_line[:200]}. "
+            f"Could not load the config or tokenizer of '{model_args.model}': {reason[:200]}. "
             "A local directory needs config.json and the tokenizer files (save both with save_pretrained)."
         ) from None
 

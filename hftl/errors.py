@@ -10,6 +10,7 @@ __all__ = [
     "DatasetNotFoundError",
     "CheckpointError",
     "TrainingStopped",
+    "first_line",
 ]
 
 
@@ -54,3 +55,9 @@ class TrainingStopped(HftlError):
     def __init__(self, message: str, signal_number: int):
         super().__init__(message)
         self.exit_status = 128 + signal_number
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty): what a one-line
+    hftl error quotes from a library's many-line one."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

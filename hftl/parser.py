@@ -14,7 +14,7 @@ from transformers import HfArgumentParser
 
 from ._option_checks import coerce_value
 from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 
 __all__ = ["HftlArgumentParser", "make_parser"]
 
@@ -156,8 +156,8 @@ def build_dataclass(dtype, values: dict):
     except ConfigError:
         raise
     except (ValueError, TypeError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"Invalid {dtype.__name__}: {first_line}") from None
+        reason = first_line(exc)
+        raise ConfigError(f"Invalid {dtype.__name__}: {reason}") from None
 
 
 def make_parser() -> HftlArgumentParser:

@@ -12,7 +12,7 @@ from pathlib import Path
 from datasets import DatasetDict, load_dataset
 
 from .._log import log
-from ..errors import DataError, DatasetNotFoundError
+from ..errors import DataError, DatasetNotFoundError, first_line
 from ..resolve import hub_status
 from .builtin import builtin_datasets, load_builtin
 from .labels import MISSING_VALUE_WORDS
@@ -113,9 +113,9 @@ def _has_no_rows(path: Path) -> bool:
         try:
             return pq.read_metadata(path).num_rows == 0
         except Exception as exc:  # noqa: BLE001 - arrow raises several types for a damaged footer
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            reason = first_line(exc)
             raise DatasetNotFoundError(
-                f"{path} is not a readable parquet file ({first_line}); re-export it."
+                f"{path} is not a readable parquet file ({reason}); re-export it."
             ) from None
     with path.open(encoding="utf-8", errors="replace") as handle:
         if suffix in (".csv", ".tsv"):
@@ -399,8 +399,8 @@ def _image_folder_error(exc: Exception, folder: Path) -> DatasetNotFoundError:
             f"{metadata} has no file_name column, which names the image each row describes; rename the "
             "column holding the file names to file_name."
         )
-    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return DatasetNotFoundError(f"Could not read the image folder {folder}: {first_line}.")
+    reason = first_line(exc)
+    return DatasetNotFoundError(f"Could not read the image folder {folder}: {reason}.")
 
 
 def _strip_column_names(splits: DatasetDict) -> DatasetDict:
@@ -438,9 +438,9 @@ def _load_hub(name: str, config: str | None) -> DatasetDict:
     try:
         loaded = load_dataset(name, config)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types for a missing repo/config
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise DatasetNotFoundError(
-            f"Dataset '{name}' could not be loaded from the Hub: {first_line}. Check the id and "
+            f"Dataset '{name}' could not be loaded from the Hub: {reason}. Check the id and "
             "--dataset_config, or pass a local file."
         ) from None
     if not isinstance(loaded, DatasetDict):

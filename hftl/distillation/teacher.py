@@ -13,7 +13,7 @@ from transformers import AutoConfig, PretrainedConfig
 
 from .._batch import model_inputs
 from .._log import log
-from ..errors import ConfigError, HftlError, ModelNotFoundError
+from ..errors import ConfigError, HftlError, ModelNotFoundError, first_line
 from ..resolve import resolve_model
 
 __all__ = [
@@ -71,7 +71,7 @@ class TeacherSource:
                     f"Teacher '{self.reference}' needs code of its own to load its {what} (its auto_map), "
                     "which hftl runs only when asked: pass --trust_remote_code if you trust its code."
                 ) from None
-            first_sentence = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
+            first_sentence = first_line(exc).split(". ")[0]
             first_sentence = first_sentence.replace(f"'{path}'", "the folder")  # the path is in the line once
             raise ModelNotFoundError(
                 f"Could not load the {what} of teacher '{self.reference}': {first_sentence[:120]}; save the "

@@ -22,7 +22,7 @@ from huggingface_hub import HfApi, get_token
 
 from .._log import log
 from .._output import CONFIG_FILE, DRY_RUN_DIR, OUTPUTS_FILE, plain_path, read_outputs
-from ..errors import ConfigError, HftlError
+from ..errors import ConfigError, HftlError, first_line
 from ..resolve import hub_status
 from .card import CARD_FILE
 from .outputs import _card_of, _public_name, looks_local
@@ -221,7 +221,7 @@ def push(
                 repo_id=repo_id, folder_path=staging, commit_message="Upload model trained with hftl"
             )
         except Exception as exc:  # noqa: BLE001 - network and Hub errors come in many types
-            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)[:160]
             raise PushError(
                 f"Pushing to {repo_id} failed ({type(exc).__name__}: {reason}); {output_dir} is intact. Retry with "
                 f"`python -m hftl.hub.publish {output_dir} {repo_id}`."
