@@ -177,7 +177,7 @@ def _json_shape_problem(path: Path) -> str | None:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
-        return None  # JSON lines, or broken: reported elsewhere
+        return _json_lines_shape_problem(path)  # JSON lines, or broken (reported elsewhere)
     if isinstance(document, list):
         odd = next((item for item in document if not isinstance(item, dict)), None)
         if odd is None:
@@ -198,6 +198,24 @@ def _json_shape_problem(path: Path) -> str | None:
             return "one JSON object of columns (lists), not a list of records"
         return None
     return f"a single JSON {type(document).__name__}, not records"
+
+
+def _json_lines_shape_problem(path: Path) -> str | None:
+    """JSON lines whose lines parse but are not objects (a list or a number a line): which line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        return None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            return None  # broken JSON: _bad_json_line names the line
+        if not isinstance(value, dict):
+            return f"JSON lines whose line {number} holds a {type(value).__name__}, not a record (object)"
+    return None
 
 
 def _bad_json_line(path: Path) -> str | None:

@@ -332,6 +332,11 @@ DATA_CASES: list[Case] = [
         DatasetNotFoundError, "b.jsonl: line 11 is not valid JSON (Expecting value at column 10); fix or remove that line.",
     ),
     Case(
+        "jsonl-arrays", "a .jsonl whose lines are arrays, not objects", "Refused naming the line: write one record a line.",
+        lambda env: {"dataset": env.csv("a.jsonl", "".join(f'["{r["text"]}", "{r["label"]}"]\n' for r in make_rows(12)))},
+        DatasetNotFoundError, "a.jsonl is JSON lines whose line 1 holds a list, not a record (object)",
+    ),
+    Case(
         "jsonl-invisible-text", "a .jsonl text of zero-width spaces only", "Refused like an empty text, with the count.",
         lambda env: {"dataset": env.csv("z.jsonl", jsonl(make_rows(30)) + jsonl([{"text": "\u200b \u200b", "label": "tech"}]))},
         DataError, "1 rows of the train split have no text in column 'text'; drop or fill them.",

@@ -539,7 +539,7 @@ def test_handled(case, tmp_path, request, monkeypatch, tiny_options, until_model
 
 def test_every_case_is_documented_once():
     ids = [case.id for case in CASES]
-    assert len(ids) == len(set(ids)) and len(ids) >= 169
+    assert len(ids) == len(set(ids)) and len(ids) >= 170
     for case in CASES:
         assert case.id == case.id.lower() and " " not in case.id
         assert case.what and case.hftl_does.endswith(".") and "|" not in case.what + case.hftl_does
