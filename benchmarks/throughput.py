@@ -242,8 +242,8 @@ def predecoded_image_run(
     hftl's GPU settings (bf16, channels_last for CNNs), so only the input differs; else fp32 eager."""
     from PIL import Image
 
-    from hftl.config import DataArguments, ModelArguments
     from hftl.data import LabelSpace
+    from hftl.options.config import DataArguments, ModelArguments
     from hftl.tasks import get_task
     from hftl.tasks.image_classification import (
         ImageSettings,

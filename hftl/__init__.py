@@ -8,7 +8,6 @@ Example:
 
 from .api import FinetuneResult, distill, finetune
 from .cli import run_cli
-from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -19,7 +18,8 @@ from .errors import (
     TrainingStopped,
 )
 from .hub import push
-from .parser import HftlArgumentParser, make_parser
+from .options.config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
+from .options.parser import HftlArgumentParser, make_parser
 
 __version__ = "0.1.0"
 

@@ -9,10 +9,9 @@ later run loads it like any other checkpoint.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from pathlib import Path
 
+from ._cache import build_once, hf_home
 from ._log import log
 from .errors import ModelNotFoundError
 
@@ -108,8 +107,7 @@ def timm_model_dir(architecture: str, weights: str | Path, id2label: dict[int, s
         raise ModelNotFoundError(
             f"Weights file '{weights}' not found; pass a .pth/.pt/.bin/.safetensors state dict."
         )
-    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
-    folder = home / "hftl" / "offline" / f"{architecture}-{_fingerprint(weights)}"
+    folder = hf_home() / "hftl" / "offline" / f"{architecture}-{_fingerprint(weights)}"
     if (folder / "model.safetensors").is_file():
         return str(folder)
 
@@ -132,11 +130,4 @@ def timm_model_dir(architecture: str, weights: str | Path, id2label: dict[int, s
     )
     model = TimmWrapperForImageClassification(config)
     model.timm_model.load_state_dict(state, strict=True)
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    try:
-        tmp.rename(folder)  # atomic: a half-written folder is never picked up
-    except OSError:  # another process built it first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return str(folder)
+    return str(build_once(folder, model.save_pretrained))

@@ -12,21 +12,7 @@ from typing import Any
 from datasets import DatasetDict
 from transformers import Trainer, TrainerCallback, set_seed
 
-from ._arguments import collect_arguments
 from ._log import log
-from ._option_checks import check_room_for_text
-from ._output import (
-    check_free_space,
-    clear_earlier_run,
-    prepare_output_dir,
-    record_outputs,
-    snapshot_files,
-    write_run_files,
-)
-from ._resume import check_same_run, record_run, run_identity
-from ._runtime import use_all_cpu_cores
-from .checkpoints import resume_checkpoint, unsafe_checkpoint_error
-from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 from .data import LabelSpace, prepare_data
 from .errors import CheckpointError, ConfigError, HftlError, ModelNotFoundError, TrainingStopped, first_line
 from .hub import check_can_push, push, write_card_and_images
@@ -40,7 +26,21 @@ from .metrics import (
     sigmoid_logits,
     tune_threshold,
 )
+from .options._collect import collect_arguments
+from .options.checks import check_room_for_text
+from .options.config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 from .resolve import resolve_model
+from .run.checkpoints import resume_checkpoint, unsafe_checkpoint_error
+from .run.cpu import use_all_cpu_cores
+from .run.identity import check_same_run, record_run, run_identity
+from .run.output_dir import (
+    check_free_space,
+    clear_earlier_run,
+    prepare_output_dir,
+    record_outputs,
+    snapshot_files,
+    write_run_files,
+)
 from .tasks import get_task
 from .techniques.batchnorm import recalibrate_batchnorm, wants_recalibration
 from .techniques.class_weights import plan_class_loss
@@ -126,7 +126,7 @@ def finetune(
         {"model": model_args, "data": data_args, "method": method_args, "training": training_args}, options
     )
     if training_args.hp_search:  # each trial is a finetune() call of its own, without hp_search
-        from .techniques.search import run_search
+        from .search.trials import run_search
 
         return run_search((model_args, data_args, method_args, training_args), callbacks=callbacks)
     # --- pre-flight: every check that needs no model weights ------------------------------------

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 from ._log import is_main_process
 from .errors import HftlError
-from .parser import HftlArgumentParser
+from .options.parser import HftlArgumentParser
 
 __all__ = ["run_cli"]
 

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, average_precision_score, classification_report, f1_score
 
+from ._cache import hf_home
+
 __all__ = [
     "argmax_logits", "compute_classification_metrics", "per_class_report", "metric_backend",
     "sigmoid_logits", "MultiLabelMetrics", "multi_label_metrics", "tune_threshold",
@@ -21,8 +23,7 @@ __all__ = [
 
 
 def _evaluate_module_cached(name: str) -> bool:
-    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
-    modules = Path(os.environ.get("HF_MODULES_CACHE", home / "modules"))
+    modules = Path(os.environ.get("HF_MODULES_CACHE", hf_home() / "modules"))
     return any((modules / "evaluate_modules" / "metrics" / f"evaluate-metric--{name}").glob("*/*.py"))
 
 

@@ -17,10 +17,10 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length
 
-from ._faults import fault_point
-from ._resume import RUN_FILE
-from .checkpoints import MANIFEST, rotate_checkpoints, write_manifest
 from .errors import CheckpointError, ConfigError, HftlError
+from .run.checkpoints import MANIFEST, rotate_checkpoints, write_manifest
+from .run.faults import fault_point
+from .run.identity import RUN_FILE
 from .techniques.param_groups import discriminative_param_groups, uses_param_groups
 from .techniques.unfreeze import GradualUnfreezing
 
@@ -115,7 +115,7 @@ class HftlTrainer(Trainer):
     - stops at the first non-finite training loss and never saves non-finite weights (one line; stock
       Trainer trains on and saves NaNs);
     - writes a manifest into each ``checkpoint-<step>`` after every file, and rotates old checkpoints
-      only after that (see :mod:`hftl.checkpoints`);
+      only after that (see :mod:`hftl.run.checkpoints`);
     - on SIGTERM/SIGINT saves a complete checkpoint and stops (:class:`GracefulStop`);
     - never writes ``--hub_token`` into ``training_args.bin``;
     - loads a checkpoint's weights (resume, best model) the way ``from_pretrained`` does when the file
@@ -292,7 +292,9 @@ class HftlTrainer(Trainer):
             fault_point("save:before-manifest", step)
             run_file = run_dir / RUN_FILE
             if run_file.is_file() and not run_file.is_symlink():  # the run's identity, vouched for by the
-                shutil.copyfile(run_file, folder / RUN_FILE)  # manifest: a resume checks this checkpoint's own
+                shutil.copyfile(
+                    run_file, folder / RUN_FILE
+                )  # manifest: a resume checks this checkpoint's own
             write_manifest(folder, self.args.world_size, step)
             rotate_checkpoints(run_dir, keep, [str(folder), self.state.best_model_checkpoint], step)
 
@@ -312,7 +314,9 @@ class HftlTrainer(Trainer):
             return super()._issue_warnings_after_load(load_result)
         # the file's names differ from the model's: load it through from_pretrained, which converts them
         model = self.accelerator.unwrap_model(self.model)
-        converted = type(model).from_pretrained(self._weights_source, config=model.config, dtype=torch.float32)
+        converted = type(model).from_pretrained(
+            self._weights_source, config=model.config, dtype=torch.float32
+        )
         result = model.load_state_dict(converted.state_dict(), strict=False)
         still = sorted(set(result.missing_keys) - ignored) + sorted(result.unexpected_keys)
         if still:

@@ -22,8 +22,8 @@ from transformers import (
 )
 
 from hftl import ConfigError, HftlTrainingArguments, finetune
-from hftl.checkpoints import MANIFEST
 from hftl.data.labels import LabelSpace
+from hftl.run.checkpoints import MANIFEST
 from hftl.techniques.class_weights import ClassLoss, class_weights, label_counts
 from hftl.techniques.dropout import override_dropout
 

@@ -125,8 +125,8 @@ def test_layer_decay_gives_each_parameter_its_layers_rate(build, exponent, tmp_p
 
 
 def test_head_learning_rate_alone_and_lora_prefixes(tmp_path):
-    from hftl.config import MethodArguments
     from hftl.methods import get_method
+    from hftl.options.config import MethodArguments
 
     model, head = tiny_bert()
     method_args = MethodArguments(method="lora", lora_r=2)

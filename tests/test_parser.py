@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from hftl import ConfigError, make_parser
-from hftl._arguments import collect_arguments
+from hftl.options._collect import collect_arguments
 
 
 def parse(args):
@@ -163,7 +163,7 @@ def numeric_fields() -> dict[str, type]:
     """Every int/float field of the four argument dataclasses -> int or float."""
     import typing
 
-    from hftl.parser import ARGUMENT_CLASSES
+    from hftl.options.parser import ARGUMENT_CLASSES
 
     fields = {}
     for cls in ARGUMENT_CLASSES:
@@ -178,7 +178,7 @@ def numeric_fields() -> dict[str, type]:
 
 
 def test_every_numeric_option_has_a_rule():
-    from hftl._option_checks import OPTION_RULES
+    from hftl.options.checks import OPTION_RULES
 
     fields = numeric_fields()
     assert len(fields) >= 50  # the stock TrainingArguments ones included
@@ -305,7 +305,7 @@ def test_yaml_lists_where_lists_belong_and_quoted_text_still_work(tmp_path):
 def test_max_length_must_leave_room_for_text(tiny_bert_dir):
     from transformers import AutoTokenizer
 
-    from hftl._option_checks import check_room_for_text
+    from hftl.options.checks import check_room_for_text
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)  # [CLS] a [SEP], [CLS] a [SEP] b [SEP]
     check_room_for_text(tokenizer, 3, ["text"])

@@ -10,7 +10,7 @@ from datasets import Dataset
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from hftl import HftlTrainingArguments
-from hftl._runtime import use_all_cpu_cores
+from hftl.run.cpu import use_all_cpu_cores
 from hftl.trainer import HftlTrainer
 
 from .test_image import image_folder, tiny_resnet  # noqa: F401 - the fixtures
@@ -61,7 +61,7 @@ def test_image_dataloader_workers_follow_the_cores(monkeypatch, cores, world_siz
 
 
 def test_explicit_dataloader_workers_are_kept():
-    from hftl.config import HftlTrainingArguments
+    from hftl.options.config import HftlTrainingArguments
 
     assert HftlTrainingArguments(output_dir="x").auto_dataloader_workers
     explicit = HftlTrainingArguments(output_dir="x", dataloader_num_workers=0)
@@ -120,8 +120,8 @@ def test_length_grouped_batches_come_in_random_order_longest_first():
 def test_settings_resolved_for_this_machine_stay_out_of_the_rerun_config():
     """bf16, pinned memory and dataloader workers are resolved per machine: a hftl_config.yaml written on
     a CPU must not switch bf16 off when it reruns on a GPU, and rebuilding the arguments keeps them auto."""
-    from hftl._arguments import init_values
-    from hftl._output import _config_values
+    from hftl.options._collect import init_values
+    from hftl.run.output_dir import _config_values
 
     args = HftlTrainingArguments(output_dir="x", learning_rate=1e-4)
     written = _config_values((args,))

@@ -13,7 +13,7 @@ import pytest
 
 from hftl import ConfigError, DataArguments, DataError
 from hftl.data import prepare_data
-from hftl.parser import make_parser
+from hftl.options.parser import make_parser
 from hftl.tasks import get_task
 
 from .conftest import REPO, make_rows, write_csv

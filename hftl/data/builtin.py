@@ -5,8 +5,6 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import io
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, load_from_disk
 
+from .._cache import build_once, hf_home
 from .._registry import Registry
 from ..errors import DatasetNotFoundError
 
@@ -178,15 +177,9 @@ def _image_split(images: np.ndarray, labels: np.ndarray, names: list[str]) -> Da
 
 def _built_once(name: str, build: Callable[[], DatasetDict]) -> DatasetDict:
     """``build()`` saved under ``$HF_HOME/hftl/datasets`` the first time; memory-mapped from there after."""
-    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
-    folder = home / "hftl" / "datasets" / name
+    folder = hf_home() / "hftl" / "datasets" / name
     if not (folder / "dataset_dict.json").is_file():
-        tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-        build().save_to_disk(str(tmp))
-        try:
-            tmp.rename(folder)  # atomic: a half-written folder is never loaded
-        except OSError:  # another process built it first
-            shutil.rmtree(tmp, ignore_errors=True)
+        build_once(folder, lambda tmp: build().save_to_disk(str(tmp)))
     return load_from_disk(str(folder))
 
 

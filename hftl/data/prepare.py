@@ -11,8 +11,8 @@ import numpy as np
 from datasets import Dataset, DatasetDict
 
 from .._log import log
-from ..config import DataArguments
 from ..errors import DataError
+from ..options.config import DataArguments
 from .builtin import builtin_datasets
 from .columns import find_label_column
 from .labels import (

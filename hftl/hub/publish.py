@@ -21,9 +21,9 @@ import yaml
 from huggingface_hub import HfApi, get_token
 
 from .._log import log
-from .._output import CONFIG_FILE, DRY_RUN_DIR, OUTPUTS_FILE, plain_path, read_outputs
 from ..errors import ConfigError, HftlError, first_line
 from ..resolve import hub_status
+from ..run.output_dir import CONFIG_FILE, DRY_RUN_DIR, OUTPUTS_FILE, plain_path, read_outputs
 from .card import CARD_FILE
 from .outputs import _card_of, _public_name, looks_local
 
@@ -124,7 +124,9 @@ def _without_local_paths(text: str, replacements: dict[str, str]) -> str:
     return text
 
 
-def _write_public_copy(path: Path, target: Path, base_model: str | None, replacements: dict[str, str]) -> None:
+def _write_public_copy(
+    path: Path, target: Path, base_model: str | None, replacements: dict[str, str]
+) -> None:
     """A staged file without local paths (the local files keep them, so ``--config`` still reruns the
     job and the adapter still finds its base here): ``hftl_config.yaml`` and the adapter's config value
     by value, every other text file (PEFT's adapter card, ``config.json``, results) by replacing the
@@ -132,7 +134,9 @@ def _write_public_copy(path: Path, target: Path, base_model: str | None, replace
     if target.name == CONFIG_FILE:
         values = yaml.safe_load(path.read_text()) or {}
         public = {key: _public(key, value, base_model) for key, value in values.items()}
-        header = "# The resolved hftl options of this run, local paths replaced by names. Rerun: --config FILE\n"
+        header = (
+            "# The resolved hftl options of this run, local paths replaced by names. Rerun: --config FILE\n"
+        )
         target.write_text(header + yaml.safe_dump(public, sort_keys=False))
     elif target.as_posix().endswith(ADAPTER_CONFIG):
         values = json.loads(path.read_text())

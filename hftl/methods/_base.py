@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from transformers import PreTrainedModel, Trainer
 
-from ..config import MethodArguments
+from ..options.config import MethodArguments
 
 __all__ = ["Method", "count_parameters", "save_model_and_processor"]
 

@@ -12,6 +12,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from .._log import log
+from .._modules import within
 from ..errors import ConfigError
 from ._base import Method
 
@@ -47,7 +48,7 @@ def _pointwise_convs(model, head: list[str]) -> list[str]:
         if isinstance(module, nn.Conv2d)
         and module.kernel_size == (1, 1)
         and module.groups == 1
-        and not any(name == h or name.startswith(h + ".") for h in head)
+        and not within(name, head)
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from .._modules import within
 from ..errors import ConfigError
 from ..techniques.batchnorm import FROZEN_STATISTICS
 from ._base import Method
@@ -35,8 +36,7 @@ class LinearProbe(Method):
             for parameter in model.get_submodule(module_name).parameters():
                 parameter.requires_grad_(True)
         for name, module in model.named_modules():
-            in_head = any(name == head_name or name.startswith(head_name + ".") for head_name in head)
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not in_head:
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not within(name, head):
                 module.register_forward_pre_hook(_eval_mode)
                 setattr(module, FROZEN_STATISTICS, True)  # --recalibrate_batchnorm leaves it alone
         return model

@@ -13,9 +13,10 @@ from safetensors import safe_open
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from .._log import log
-from ..config import DataArguments, ModelArguments
+from .._modules import HEAD_NAMES, named_head, within
 from ..data.labels import LabelSpace
-from ..errors import ModelNotFoundError
+from ..errors import ModelNotFoundError, first_line
+from ..options.config import DataArguments, ModelArguments
 
 __all__ = ["Task"]
 
@@ -41,7 +42,7 @@ def _safetensors_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
                     shapes[key] = tuple(handle.get_slice(key).get_shape())
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
             raise ModelNotFoundError(
-                f"Weights file '{folder / name}' can't be read ({str(exc).splitlines()[0][:120]}); "
+                f"Weights file '{folder / name}' can't be read ({first_line(exc)[:120]}); "
                 "download or save the model again."
             ) from None
     return shapes
@@ -49,7 +50,7 @@ def _safetensors_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
 
 def _in_backbone(name: str, prefix: str, head: list[str]) -> bool:
     """A parameter of the pretrained base model (``bert.``, ``vit.``, ...), outside any classification head."""
-    return bool(prefix) and name.startswith(prefix + ".") and not any(name.startswith(h + ".") for h in head)
+    return bool(prefix) and name.startswith(prefix + ".") and not within(name, head)
 
 
 def _has_default_labels(config: PretrainedConfig) -> bool:
@@ -68,7 +69,7 @@ class Task:
     pipeline_tag: ClassVar[str]
     auto_model_class: ClassVar[type]
     # Module names that hold the classification head, for checkpoints whose head loads from the file.
-    head_names: ClassVar[tuple[str, ...]] = ("classifier", "score", "pre_classifier", "head", "fc")
+    head_names: ClassVar[tuple[str, ...]] = HEAD_NAMES
     # what --model and --dataset default to for this task (the offline demo)
     demo_model: ClassVar[str]
     demo_dataset: ClassVar[str]
@@ -171,8 +172,7 @@ class Task:
 
     def _named_head(self, model) -> list[str]:
         """Head modules by their conventional names (outermost matches only)."""
-        head = [name for name, _ in model.named_modules() if name.rsplit(".", 1)[-1] in self.head_names]
-        return [name for name in head if not any(name.startswith(other + ".") for other in head)]
+        return named_head(model, self.head_names)
 
     def build_model(
         self, path: str, config: PretrainedConfig, labels: LabelSpace, model_args: ModelArguments

@@ -16,11 +16,11 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from .._batch import TARGET_COLUMNS
 from .._log import log
-from .._runtime import default_dataloader_workers
-from ..config import DataArguments, ModelArguments
 from ..data.builtin import builtin_datasets
 from ..data.columns import IMAGE_COLUMN_NAMES
 from ..errors import DataError
+from ..options.config import DataArguments, ModelArguments
+from ..run.cpu import default_dataloader_workers
 from ._base import Task
 
 __all__ = ["ImageClassification", "ImageSettings"]
@@ -135,7 +135,6 @@ class ImageClassification(Task):
     auto_model_class = AutoModelForImageClassification
     demo_model = "timm/tf_efficientnet_lite0.in1k"
     demo_dataset = "mnist"
-    head_names = ("classifier", "head", "fc", "classif")
     auto_options = {"image_size": None, "augment": "crop-flip"}
 
     def find_inputs(self, train: Dataset, label_column: str, data_args: DataArguments) -> list[str]:

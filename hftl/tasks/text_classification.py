@@ -14,10 +14,10 @@ from transformers import (
 )
 
 from .._log import log
-from ..config import DataArguments, ModelArguments
 from ..data.columns import find_text_columns
 from ..data.labels import LabelSpace
 from ..errors import ConfigError, DataError, ModelNotFoundError
+from ..options.config import DataArguments, ModelArguments
 from ._base import Task
 
 __all__ = ["TextClassification"]

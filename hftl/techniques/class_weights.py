@@ -13,7 +13,6 @@ model's own loss in ``HftlTrainer.compute_loss`` (and the true-label term of dis
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,51 +24,22 @@ from datasets import Dataset
 
 from .._log import log
 from ..errors import ConfigError
+from ..options.techniques import parse_weight_list
 
-if TYPE_CHECKING:  # hftl.data imports hftl.config, which imports this module
+if TYPE_CHECKING:  # hftl.data imports hftl.options.config, which imports this module
     from ..data.labels import LabelSpace
 
 __all__ = [
     "ClassLoss",
-    "CLASS_WEIGHT_MODES",
     "EFFECTIVE_NUMBER_BETA",
     "classification_loss",
     "class_weights",
     "label_counts",
-    "normalise_class_weights",
-    "parse_weight_list",
     "plan_class_loss",
 ]
 
-CLASS_WEIGHT_MODES = ("none", "auto", "effective")
 EFFECTIVE_NUMBER_BETA = 0.999  # Cui et al. 2019's usual value
 _SHOWN = 20  # classes named in a log line
-
-
-def parse_weight_list(spec) -> list[float] | None:
-    """``--class_weights`` as a list of floats (``None`` for a named mode); refuse bad numbers in one line.
-    Takes ``"1,2.5,3"``, ``"[1, 2.5, 3]"`` (a YAML list through the parser) or a Python list."""
-    if isinstance(spec, (list, tuple)):
-        spec = ",".join(str(value) for value in spec)
-    spec = str(spec).strip()
-    if spec.lower() in CLASS_WEIGHT_MODES:
-        return None
-    try:
-        weights = [float(part) for part in spec.strip("[]()").split(",")]
-    except ValueError:
-        raise ConfigError(
-            f"--class_weights must be none, auto, effective or a comma-separated list of numbers, one per label "
-            f"(got {spec!r})."
-        ) from None
-    if not all(math.isfinite(w) and w > 0 for w in weights):
-        raise ConfigError(f"--class_weights must all be positive numbers (got {spec!r}).")
-    return weights
-
-
-def normalise_class_weights(spec) -> str:
-    """The option checked and written one way (``auto``, ``1,2.5,3``), so the saved config reruns as is."""
-    weights = parse_weight_list(spec)
-    return str(spec).strip().lower() if weights is None else ",".join(f"{w:g}" for w in weights)
 
 
 def label_counts(train: Dataset, labels: LabelSpace) -> np.ndarray:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from .._log import log
+from .._modules import named_head, within
 from ..errors import ConfigError
 
 __all__ = [
@@ -39,7 +40,6 @@ _WRAPPER_ATTRIBUTES = ("module", "_orig_mod")
 # segments FSDP1 and activation checkpointing insert into parameter names
 _WRAPPER_SEGMENTS = ("_fsdp_wrapped_module", "_checkpoint_wrapped_module")
 # head modules by conventional name, for a trainer that wasn't told the head (HftlTrainer(head_modules=))
-_HEAD_NAMES = ("classifier", "head", "fc", "score", "classif")
 # optimizers that build their own parameter groups (transformers' GaLore, APOLLO, LOMO)
 _OWN_GROUPS = ("galore", "apollo", "lomo")
 
@@ -97,24 +97,15 @@ def _relative(name: str, prefix: str) -> str:
     return ".".join(part for part in name.split(".") if part not in _WRAPPER_SEGMENTS)
 
 
-def _under(name: str, modules) -> bool:
-    return any(name == module or name.startswith(module + ".") for module in modules)
-
-
-def _guess_head(core: nn.Module) -> list[str]:
-    head = [name for name, _ in core.named_modules() if name.rsplit(".", 1)[-1] in _HEAD_NAMES]
-    return [name for name in head if not any(name.startswith(other + ".") for other in head)]
-
-
 def head_parameter_names(model: nn.Module, head_modules: list[str] | None) -> set[str]:
     """Names (in ``model``) of the head's parameters; ``head_modules`` are module names in the model
     before peft wrapped it (as ``Task.build_model`` returns them). ``None``: guessed by conventional
     names (classifier, head, fc, score)."""
     core, prefix = _core(model)
     if head_modules is None:
-        head_modules = _guess_head(core)
+        head_modules = named_head(core)
         log(f"head modules not given: taking {', '.join(head_modules) or 'none'} by name")
-    return {name for name, _ in model.named_parameters() if _under(_relative(name, prefix), head_modules)}
+    return {name for name, _ in model.named_parameters() if within(_relative(name, prefix), head_modules)}
 
 
 def _timm_module(core: nn.Module) -> tuple[str, nn.Module] | None:
@@ -161,7 +152,7 @@ def _timm_ids(names: dict[str, str], head: set[str], timm_name: str, timm_model)
 def _numbered_containers(core: nn.Module, head_modules: list[str]):
     """(name, module, children) of ModuleLists/Sequentials holding >= 2 same-typed numbered modules."""
     for name, module in core.named_modules():
-        if not isinstance(module, (nn.ModuleList, nn.Sequential)) or _under(name, head_modules):
+        if not isinstance(module, (nn.ModuleList, nn.Sequential)) or within(name, head_modules):
             continue
         children = list(module.named_children())
         if (
@@ -208,9 +199,7 @@ def layer_map(model: nn.Module, head_modules: list[str] | None, require_stack: b
     if timm is not None:
         found = _timm_ids(names, head, *timm)
     else:
-        found = _stack_ids(
-            model, names, core, head_modules if head_modules is not None else _guess_head(core)
-        )
+        found = _stack_ids(model, names, core, head_modules if head_modules is not None else named_head(core))
     if found is None or found[1] == 0:
         if require_stack:
             raise ConfigError(
@@ -297,4 +286,4 @@ def check_layer_options(skeleton: nn.Module, args, method_name: str) -> None:
             "and --unfreeze_schedule can't set them; use an AdamW/SGD --optim or drop those switches."
         )
     if args.layer_decay is not None or schedule == "gradual":
-        layer_map(skeleton, _guess_head(_core(skeleton)[0]), require_stack=True)
+        layer_map(skeleton, named_head(_core(skeleton)[0]), require_stack=True)

@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 
 from hftl import CheckpointError, ConfigError
-from hftl._output import _CONFIG_HEADER
-from hftl._resume import RUN_FILE
-from hftl.checkpoints import MANIFEST, write_manifest
+from hftl.run.checkpoints import MANIFEST, write_manifest
+from hftl.run.identity import RUN_FILE
+from hftl.run.output_dir import _CONFIG_HEADER
 
 from ._battery import Case, Env
 

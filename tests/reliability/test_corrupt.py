@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from hftl import CheckpointError, finetune
-from hftl.checkpoints import MANIFEST, check_checkpoint, resume_checkpoint, write_manifest
+from hftl.run.checkpoints import MANIFEST, check_checkpoint, resume_checkpoint, write_manifest
 
 # 48 training rows in batches of 4, one epoch: 12 steps, a checkpoint every 4
 OPTIONS = dict(

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from hftl import finetune
-from hftl.checkpoints import checkpoint_problem
+from hftl.run.checkpoints import checkpoint_problem
 
 from .._forked import run_recipe
 from ..conftest import REPO, make_rows, write_csv

@@ -11,8 +11,8 @@ import torch
 from transformers import TrainerCallback
 
 from hftl import ConfigError, finetune
-from hftl._resume import RUN_FILE
-from hftl.checkpoints import MANIFEST
+from hftl.run.checkpoints import MANIFEST
+from hftl.run.identity import RUN_FILE
 from hftl.trainer import NonFiniteLossError
 
 from ..conftest import make_rows, write_csv
@@ -244,7 +244,7 @@ def test_process_0_alone_decides_on_the_output_folder(tmp_path, monkeypatch):
     import accelerate
     import accelerate.utils
 
-    from hftl._output import prepare_output_dir
+    from hftl.run.output_dir import prepare_output_dir
 
     sent, waits = [], []
 

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from hftl import finetune
-from hftl.checkpoints import MANIFEST, checkpoint_problem
+from hftl.run.checkpoints import MANIFEST, checkpoint_problem
 
 from ..conftest import REPO, make_rows, write_csv
 

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from hftl import TrainingStopped, finetune
-from hftl.checkpoints import MANIFEST
+from hftl.run.checkpoints import MANIFEST
 from hftl.trainer import HftlTrainer
 
 from ..test_image import image_folder, tiny_resnet, tiny_vit  # noqa: F401 - the fixtures

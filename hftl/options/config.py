@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._option_checks import check_options
-from .errors import ConfigError
+from ..errors import ConfigError
+from .checks import check_options
 from .training_args import HftlTrainingArguments  # its own module; importable from here as before
 
 __all__ = ["ModelArguments", "DataArguments", "MethodArguments", "HftlTrainingArguments"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["OPTION_RULES", "Rule", "check_options", "coerce_value", "check_room_for_text"]
 

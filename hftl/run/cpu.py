@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from ._log import log
+from .._log import log
 
 __all__ = ["use_all_cpu_cores", "available_cores", "default_dataloader_workers"]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import yaml
 
-from ._log import log
-from ._resume import RUN_FILE
-from .config import HftlTrainingArguments
-from .errors import ConfigError
+from .._log import log
+from ..errors import ConfigError
+from ..options.config import HftlTrainingArguments
+from .identity import RUN_FILE
 
 __all__ = [
     "prepare_output_dir",
@@ -45,7 +45,9 @@ _FINISHED_MARKERS = (RESULTS_FILE, "model.safetensors", "adapter", OUTPUTS_FILE)
 # holding hftl_run.json
 _RUN_START_FILES = (RUN_FILE, "lr_finder.json", "lr_finder.png")
 _CHECKPOINT = re.compile(r"^checkpoint-\d+$")
-_CHECKPOINT_MANIFEST = "hftl_checkpoint.json"  # hftl.checkpoints.MANIFEST (which imports this module's users)
+_CHECKPOINT_MANIFEST = (
+    "hftl_checkpoint.json"  # hftl.run.checkpoints.MANIFEST (which imports this module's users)
+)
 _CONFIG_HEADER = (
     f"# The resolved hftl options of this run. Rerun: --config {CONFIG_FILE} --output_dir NEW_DIR\n"
 )

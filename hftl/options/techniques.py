@@ -3,20 +3,23 @@ LR finder, hyperparameter search) as fields of :class:`hftl.HftlTrainingArgument
 
 They live on the training arguments so that every entry point (command line, YAML, ``finetune(**kw)``)
 takes them without new plumbing; each is validated before any compute (numeric ranges in
-``hftl/_option_checks.py``, the rest here).
+``hftl/options/checks.py``, the rest here).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
-from ..errors import ConfigError
-from .class_weights import normalise_class_weights
-from .early_stopping import align_for_early_stopping
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
-__all__ = ["TechniqueOptions", "UNFREEZE_SCHEDULES"]
+from ..errors import ConfigError
+
+__all__ = ["TechniqueOptions", "UNFREEZE_SCHEDULES", "CLASS_WEIGHT_MODES", "parse_weight_list"]
 
 UNFREEZE_SCHEDULES = ("none", "head-first", "gradual")
+CLASS_WEIGHT_MODES = ("none", "auto", "effective")
+_STOCK_SAVE_STEPS = 500  # TrainingArguments' default: a save_strategy of steps with it was not chosen
 
 
 @dataclass
@@ -138,7 +141,7 @@ class TechniqueOptions:
 
     def check_techniques(self) -> None:
         """Refuse impossible values in one line each (called from ``__post_init__``; the numeric ranges
-        are checked before, from the table in ``hftl/_option_checks.py``)."""
+        are checked before, from the table in ``hftl/options/checks.py``)."""
         if self.unfreeze_schedule not in UNFREEZE_SCHEDULES:
             raise ConfigError(
                 f"--unfreeze_schedule must be one of {', '.join(UNFREEZE_SCHEDULES)} (got {self.unfreeze_schedule!r})."
@@ -151,3 +154,77 @@ class TechniqueOptions:
             raise ConfigError(
                 "--hp_space describes a search space: add --hp_search optuna, or drop --hp_space."
             )
+
+
+def parse_weight_list(spec) -> list[float] | None:
+    """``--class_weights`` as a list of floats (``None`` for a named mode); refuse bad numbers in one line.
+    Takes ``"1,2.5,3"``, ``"[1, 2.5, 3]"`` (a YAML list through the parser) or a Python list."""
+    if isinstance(spec, (list, tuple)):
+        spec = ",".join(str(value) for value in spec)
+    spec = str(spec).strip()
+    if spec.lower() in CLASS_WEIGHT_MODES:
+        return None
+    try:
+        weights = [float(part) for part in spec.strip("[]()").split(",")]
+    except ValueError:
+        raise ConfigError(
+            f"--class_weights must be none, auto, effective or a comma-separated list of numbers, one per label "
+            f"(got {spec!r})."
+        ) from None
+    if not all(math.isfinite(w) and w > 0 for w in weights):
+        raise ConfigError(f"--class_weights must all be positive numbers (got {spec!r}).")
+    return weights
+
+
+def normalise_class_weights(spec) -> str:
+    """The option checked and written one way (``auto``, ``1,2.5,3``), so the saved config reruns as is."""
+    weights = parse_weight_list(spec)
+    return str(spec).strip().lower() if weights is None else ",".join(f"{w:g}" for w in weights)
+
+
+def align_for_early_stopping(args) -> None:
+    """Set ``load_best_model_at_end`` and a checkpoint at every evaluation for ``--early_stopping_patience``.
+
+    Runs inside ``HftlTrainingArguments.__post_init__`` before the stock validation, which then sets
+    ``metric_for_best_model`` (``loss`` unless given) and infers ``greater_is_better`` from its name.
+    ``save_strategy`` left at its default follows ``eval_strategy``; one chosen to differ is refused.
+    """
+    if args.early_stopping_threshold < 0:
+        raise ConfigError(
+            f"--early_stopping_threshold must be zero or positive (got {args.early_stopping_threshold})."
+        )
+    if args.early_stopping_patience is None:
+        if args.early_stopping_threshold:
+            raise ConfigError(
+                "--early_stopping_threshold only acts with --early_stopping_patience N; add it or drop the threshold."
+            )
+        return
+    evaluation = IntervalStrategy(args.eval_strategy).value
+    saving = SaveStrategy(args.save_strategy).value
+    if evaluation == "no":
+        raise ConfigError(
+            "--early_stopping_patience compares evaluations, so it needs --eval_strategy epoch or steps (got no)."
+        )
+    every = args.eval_steps or args.logging_steps  # what stock validation makes of eval_steps
+    note = None
+    if (
+        saving == "steps"
+        and args.save_steps == _STOCK_SAVE_STEPS
+        and (evaluation != "steps" or every != args.save_steps)
+    ):
+        args.save_strategy = evaluation
+        if evaluation == "steps":
+            args.save_steps = every
+        note = f"save_strategy {evaluation}" + (f" every {every} steps" if evaluation == "steps" else "")
+    elif saving == "best":
+        pass  # saves exactly when the metric improves: what early stopping restores
+    elif saving != evaluation or (evaluation == "steps" and args.save_steps % every):
+        chosen = f"{saving}" + (f" every {args.save_steps} steps" if saving == "steps" else "")
+        wanted = f"{evaluation}" + (f" every {every} steps" if evaluation == "steps" else "")
+        raise ConfigError(
+            f"--early_stopping_patience restores the best checkpoint, so one must be saved at each evaluation "
+            f"({wanted}), but --save_strategy is {chosen}; drop --save_strategy/--save_steps (hftl matches them) "
+            f"or use --save_strategy best."
+        )
+    args.load_best_model_at_end = True
+    args.early_stopping_note = note  # said once at run time, not at every parse

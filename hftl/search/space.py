@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from ..config import HftlTrainingArguments
 from ..errors import ConfigError
+from ..options.config import HftlTrainingArguments
 
 __all__ = ["Dimension", "search_space", "read_space_file", "centers", "baseline", "owners", "trial_arguments"]
 
@@ -107,7 +107,7 @@ def search_space(arguments: tuple) -> list[Dimension]:
 def read_space_file(path: str, space: list[Dimension], known: list[str]) -> list[Dimension]:
     """``--hp_space`` YAML: ``option: [choices]`` | ``{low, high, log}`` | ``null`` (not searched);
     the other default dimensions stay."""
-    from ..parser import did_you_mean
+    from ..options.parser import did_you_mean
 
     file = Path(path)
     try:
@@ -164,8 +164,8 @@ def baseline(arguments: tuple, space: list[Dimension]) -> dict:
 
 def trial_arguments(arguments: tuple, params: dict) -> tuple:
     """Fresh argument dataclasses with ``params`` applied, validated as if the user had given them."""
-    from .._arguments import init_values
-    from ..parser import build_dataclass
+    from ..options._collect import init_values
+    from ..options.parser import build_dataclass
 
     built = []
     for instance in arguments:

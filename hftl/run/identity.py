@@ -6,8 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from ._log import log
-from .errors import CheckpointError, ConfigError
+from .._log import log
+from ..errors import CheckpointError, ConfigError
 
 __all__ = ["RUN_FILE", "run_identity", "check_same_run", "recorded_run", "record_run"]
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import yaml
 
 from .._log import is_main_process, log
-from .._output import _config_values, prepare_output_dir
 from ..errors import ConfigError, HftlError, TrainingStopped
-from ._space import baseline, centers, owners, read_space_file, search_space, trial_arguments
+from ..run.output_dir import _config_values, prepare_output_dir
+from .space import baseline, centers, owners, read_space_file, search_space, trial_arguments
 
 __all__ = ["run_search", "SEARCH_DIR", "TRIALS_DIR", "INSTALL_HINT"]
 
@@ -35,7 +35,7 @@ def _objective(training_args) -> tuple[tuple[str, ...], str]:
     metric = training_args.metric_for_best_model
     if not metric:  # accuracy, or for multi-label the headline micro-F1 (at the tuned threshold)
         return ("eval_accuracy", "eval_micro_f1"), "maximize"
-    from .early_stopping import evaluation_metrics
+    from ..techniques.early_stopping import evaluation_metrics
 
     name = metric.removeprefix("eval_")
     known = list(dict.fromkeys(evaluation_metrics(False) + evaluation_metrics(True)))  # single, multi-label

@@ -12,9 +12,9 @@ from pathlib import Path
 import yaml
 from transformers import HfArgumentParser
 
-from ._option_checks import coerce_value
+from ..errors import ConfigError, first_line
+from .checks import coerce_value
 from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
-from .errors import ConfigError, first_line
 
 __all__ = ["HftlArgumentParser", "make_parser"]
 

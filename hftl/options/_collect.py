@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ._option_checks import check_options, coerce_value
-from .errors import ConfigError
+from ..errors import ConfigError
+from .checks import check_options, coerce_value
 from .parser import ARGUMENT_CLASSES, build_dataclass, did_you_mean, field_owners, make_parser
 
 __all__ = ["collect_arguments", "init_values"]

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from ._faults import fault_point
-from ._log import log
-from ._resume import RUN_FILE
-from .errors import CheckpointError
+from .._log import log
+from ..errors import CheckpointError
+from .faults import fault_point
+from .identity import RUN_FILE
 
 __all__ = [
     "MANIFEST",

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
-from ._option_checks import check_options
-from .techniques.options import TechniqueOptions
+from .checks import check_options
+from .techniques import TechniqueOptions
 
 __all__ = ["HftlTrainingArguments"]
 
