@@ -67,6 +67,10 @@ class Task:
 
     name: ClassVar[str]
     pipeline_tag: ClassVar[str]
+    # what the model reads: "text" (a tokenizer) or "image" (an image processor, timm weights)
+    modality: ClassVar[str]
+    # peft's task_type for this task's models (it saves the head with the adapter), or None
+    peft_task_type: ClassVar[str | None] = None
     auto_model_class: ClassVar[type]
     # Module names that hold the classification head, for checkpoints whose head loads from the file.
     head_names: ClassVar[tuple[str, ...]] = HEAD_NAMES

@@ -132,6 +132,7 @@ class ImageClassification(Task):
 
     name = "image-classification"
     pipeline_tag = "image-classification"
+    modality = "image"
     auto_model_class = AutoModelForImageClassification
     demo_model = "timm/tf_efficientnet_lite0.in1k"
     demo_dataset = "mnist"

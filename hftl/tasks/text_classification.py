@@ -46,6 +46,8 @@ class TextClassification(Task):
 
     name = "text-classification"
     pipeline_tag = "text-classification"
+    modality = "text"
+    peft_task_type = "SEQ_CLS"
     auto_model_class = AutoModelForSequenceClassification
     demo_model = "sentence-transformers/all-MiniLM-L6-v2"
     demo_dataset = "bbc-news"
