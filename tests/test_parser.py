@@ -156,7 +156,7 @@ def test_sampling_strategy_typo_is_refused():
         parse(["--train_sampling_strategy", "group_by_lenght"])
 
 
-# --- option values: one table of ranges (hftl/_option_checks.py) ---------------------------------
+# --- option values: one table of ranges (hftl/options/checks.py) ---------------------------------
 
 
 def numeric_fields() -> dict[str, type]:

@@ -54,7 +54,7 @@ def test_explicit_thread_count_wins(monkeypatch, restore_threads):
     ("cores", "world_size", "workers"), [(2, 1, 1), (16, 1, 4), (16, 2, 4), (8, 2, 2), (1, 2, 1)]
 )
 def test_image_dataloader_workers_follow_the_cores(monkeypatch, cores, world_size, workers):
-    from hftl import _runtime
+    from hftl.run import cpu as _runtime
 
     monkeypatch.setattr(_runtime, "available_cores", lambda: cores)
     assert _runtime.default_dataloader_workers(world_size) == workers
@@ -121,16 +121,16 @@ def test_settings_resolved_for_this_machine_stay_out_of_the_rerun_config():
     """bf16, pinned memory and dataloader workers are resolved per machine: a hftl_config.yaml written on
     a CPU must not switch bf16 off when it reruns on a GPU, and rebuilding the arguments keeps them auto."""
     from hftl.options._collect import init_values
-    from hftl.run.output_dir import _config_values
+    from hftl.run.run_files import config_values
 
     args = HftlTrainingArguments(output_dir="x", learning_rate=1e-4)
-    written = _config_values((args,))
+    written = config_values((args,))
     assert written["learning_rate"] == 1e-4
     assert not {"bf16", "dataloader_num_workers"} & set(written)
     rebuilt = HftlTrainingArguments(**init_values(args))
     assert rebuilt.auto_dataloader_workers and "bf16" in rebuilt.machine_resolved
     explicit = HftlTrainingArguments(output_dir="x", bf16=False, dataloader_num_workers=2)
-    assert {"bf16": False, "dataloader_num_workers": 2}.items() <= _config_values((explicit,)).items()
+    assert {"bf16": False, "dataloader_num_workers": 2}.items() <= config_values((explicit,)).items()
 
 
 @pytest.mark.parametrize("stopped", [False, True], ids=["finished", "stopped-by-sigterm"])

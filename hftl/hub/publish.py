@@ -23,7 +23,7 @@ from huggingface_hub import HfApi, get_token
 from .._log import log
 from ..errors import ConfigError, HftlError, first_line
 from ..resolve import hub_status
-from ..run.output_dir import CONFIG_FILE, DRY_RUN_DIR, OUTPUTS_FILE, plain_path, read_outputs
+from ..run.run_files import CONFIG_FILE, DRY_RUN_DIR, OUTPUTS_FILE, plain_path, read_outputs
 from .card import CARD_FILE
 from .outputs import _card_of, _public_name, looks_local
 

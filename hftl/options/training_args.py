@@ -102,7 +102,7 @@ class HftlTrainingArguments(TrainingArguments, TechniqueOptions):
     )
 
     def __post_init__(self):
-        # each numeric option against its range (hftl/_option_checks.py), before stock checks see them
+        # each numeric option against its range (hftl/options/checks.py), before stock checks see them
         check_options(self)
         # resolved for this machine: left out of hftl_config.yaml, so a rerun elsewhere resolves them anew
         self.machine_resolved = {"bf16"} if self.bf16 is None else set()

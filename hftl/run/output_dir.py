@@ -1,55 +1,35 @@
-"""The output directory: choosing it safely, and the files hftl writes beside the model."""
+"""The output directory: choosing it safely, refusing to overwrite what hftl did not write, clearing an
+earlier run, checking free space."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import re
 import shutil
 from datetime import datetime
-from enum import Enum
 from pathlib import Path
-
-import yaml
 
 from .._log import log
 from ..errors import ConfigError
 from ..options.config import HftlTrainingArguments
 from .identity import RUN_FILE
+from .run_files import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    CONFIG_HEADER,
+    DRY_RUN_DIR,
+    OUTPUTS_FILE,
+    RESULTS_FILE,
+    RUN_START_FILES,
+    plain_path,
+    read_outputs,
+)
 
-__all__ = [
-    "prepare_output_dir",
-    "check_free_space",
-    "write_run_files",
-    "snapshot_files",
-    "record_outputs",
-    "read_outputs",
-    "clear_earlier_run",
-    "CONFIG_FILE",
-    "RESULTS_FILE",
-    "REPORT_FILE",
-    "OUTPUTS_FILE",
-    "DRY_RUN_DIR",
-    "plain_path",
-]
+__all__ = ["prepare_output_dir", "check_free_space", "clear_earlier_run"]
 
-CONFIG_FILE = "hftl_config.yaml"
-RESULTS_FILE = "all_results.json"
-REPORT_FILE = "test_report.json"
-# the files a finished run wrote (relative paths): what push uploads and --overwrite_output_dir deletes
-OUTPUTS_FILE = "hftl_outputs.json"
-DRY_RUN_DIR = "push_dry_run"
 _FINISHED_MARKERS = (RESULTS_FILE, "model.safetensors", "adapter", OUTPUTS_FILE)
-# written into output_dir at the start of a run (before the outputs list exists): hftl's own in a folder
-# holding hftl_run.json
-_RUN_START_FILES = (RUN_FILE, "lr_finder.json", "lr_finder.png")
-_CHECKPOINT = re.compile(r"^checkpoint-\d+$")
 _CHECKPOINT_MANIFEST = (
     "hftl_checkpoint.json"  # hftl.run.checkpoints.MANIFEST (which imports this module's users)
-)
-_CONFIG_HEADER = (
-    f"# The resolved hftl options of this run. Rerun: --config {CONFIG_FILE} --output_dir NEW_DIR\n"
 )
 # the names of the files a run writes into output_dir (and adapter/): model, config, tokenizer and
 # processor files, card, results, hftl's own files, plots. Another file of such a name would be
@@ -133,7 +113,7 @@ def _hftl_checkpoints(folder: Path) -> list[Path]:
     return [
         path
         for path in folder.iterdir()
-        if _CHECKPOINT.match(path.name)
+        if CHECKPOINT_DIR.match(path.name)
         and path.is_dir()
         and not path.is_symlink()
         and (started or (path / _CHECKPOINT_MANIFEST).is_file())
@@ -153,12 +133,12 @@ def _made_by_hftl(folder: Path) -> bool:
     if not _plain_file(folder / CONFIG_FILE):
         return False
     with open(folder / CONFIG_FILE, encoding="utf-8", errors="replace") as file:
-        return file.readline().startswith(_CONFIG_HEADER.partition(".")[0])
+        return file.readline().startswith(CONFIG_HEADER.partition(".")[0])
 
 
 def _run_writes(name: str) -> bool:
     """A run may write a file or folder of this name into output_dir (``adapter/`` holds such names)."""
-    return bool(_RUN_NAMES.fullmatch(name) or _CHECKPOINT.match(name) or name in ("adapter", DRY_RUN_DIR))
+    return bool(_RUN_NAMES.fullmatch(name) or CHECKPOINT_DIR.match(name) or name in ("adapter", DRY_RUN_DIR))
 
 
 def _hftl_files(folder: Path) -> tuple[set[str], bool]:
@@ -191,11 +171,11 @@ def _in_the_way(folder: Path) -> tuple[list[str], list[str]]:
             owned = not path.is_symlink() and (
                 name in hftl_files
                 or (name == OUTPUTS_FILE and bool(hftl_files))
-                or (started and name in _RUN_START_FILES)
+                or (started and name in RUN_START_FILES)
             )
             if not owned:
                 (in_the_way if _run_writes(name) else others).append(name)
-        elif _CHECKPOINT.match(name):
+        elif CHECKPOINT_DIR.match(name):
             if name not in owned_checkpoints:  # Trainer's rotation would delete it
                 in_the_way.append(f"{name}/")
         elif name == DRY_RUN_DIR:
@@ -270,7 +250,7 @@ def clear_earlier_run(output_dir: str | Path) -> list[str]:
     if listed and dry_run.is_dir() and not dry_run.is_symlink():
         shutil.rmtree(dry_run)
         removed.append(DRY_RUN_DIR)
-    for name in (*(_RUN_START_FILES if started else ()), OUTPUTS_FILE):
+    for name in (*(RUN_START_FILES if started else ()), OUTPUTS_FILE):
         path = folder / name
         if _plain_file(path):
             path.unlink()
@@ -278,76 +258,6 @@ def clear_earlier_run(output_dir: str | Path) -> list[str]:
     if removed:
         log(f"--overwrite_output_dir: removed the earlier run's {len(removed)} files and folders in {folder}")
     return removed
-
-
-def _relative(name: str) -> bool:
-    """``name`` is a path inside the folder it is read against: not absolute, no ``..``."""
-    parts = Path(name).parts
-    return bool(parts) and not Path(name).is_absolute() and ".." not in parts
-
-
-def plain_path(folder: Path, relative: str) -> bool:
-    """``relative`` names a place inside ``folder`` reached through no symbolic link."""
-    parts = Path(relative).parts
-    return _relative(relative) and not any(
-        folder.joinpath(*parts[: index + 1]).is_symlink() for index in range(len(parts))
-    )
-
-
-def snapshot_files(output_dir: str | Path) -> dict[str, tuple[int, int, int]]:
-    """Every plain file under ``output_dir`` (checkpoints and links left out) with its inode, size and
-    modification time: what :func:`record_outputs` compares against to know what a run wrote."""
-    folder = Path(output_dir)
-    state = {}
-    for root, dirs, files in os.walk(folder):
-        base = Path(root)
-        if base == folder:
-            dirs[:] = [d for d in dirs if not _CHECKPOINT.match(d) and d != DRY_RUN_DIR]
-        for name in files:
-            path = base / name
-            if not path.is_symlink():
-                stat = path.stat()
-                state[path.relative_to(folder).as_posix()] = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    return state
-
-
-def record_outputs(output_dir: str | Path, before: dict) -> list[str]:
-    """Write ``hftl_outputs.json``: the files under ``output_dir`` that are new or changed since the
-    ``before`` snapshot (the model, processor, adapter, card, images, results and config of this run)."""
-    folder = Path(output_dir)
-    after = snapshot_files(folder)
-    written = sorted(
-        name
-        for name, state in after.items()
-        if name not in (OUTPUTS_FILE, RUN_FILE)
-        # the LR finder's files are this run's output too, written before the snapshot
-        and (before.get(name) != state or name in _RUN_START_FILES)
-    )
-    temporary = folder / f".{OUTPUTS_FILE}.tmp"
-    temporary.write_text(json.dumps({"format": 1, "files": written}, indent=1) + "\n")
-    os.replace(temporary, folder / OUTPUTS_FILE)
-    return written
-
-
-def read_outputs(output_dir: str | Path, strict: bool = True) -> list[str] | None:
-    """The files ``hftl_outputs.json`` lists. ``strict``: refuse (one line) when it is missing or is not
-    a list of plain relative paths; otherwise ``None`` for a missing or unreadable list."""
-    folder = Path(output_dir)
-    path = folder / OUTPUTS_FILE
-    try:
-        data = json.loads(path.read_text()) if path.is_file() and not path.is_symlink() else None
-    except (OSError, ValueError):
-        data = None
-    files = data.get("files") if isinstance(data, dict) else None
-    if isinstance(files, list) and all(isinstance(name, str) and _relative(name) for name in files):
-        return files
-    if not strict:
-        return None
-    why = "no" if not path.exists() else "an unreadable"
-    raise ConfigError(
-        f"{folder} has {why} {OUTPUTS_FILE} (the list of files an hftl run wrote), so its files can't be "
-        "told from others; push the output folder of a finished run of this hftl version."
-    )
 
 
 def _nearest_existing(folder: Path) -> Path:
@@ -395,53 +305,3 @@ def check_free_space(output_dir: str | Path, model_path: str, factor: int = 3) -
             f"{_megabytes(factor * weights)} there ({factor}x its {_megabytes(weights)} of weights, for the saved "
             "model and checkpoints); free some space or pick an --output_dir on another disk."
         )
-
-
-# Fields stock TrainingArguments.__post_init__ fills in (so they always differ from the field default),
-# and credentials, which never go to disk.
-_SKIPPED = {"accelerator_config", "debug", "do_eval", "report_to", "hub_token", "push_to_hub_token"}
-
-
-def _field_default(spec: dataclasses.Field):
-    if spec.default is not dataclasses.MISSING:
-        return spec.default
-    if spec.default_factory is not dataclasses.MISSING:
-        return spec.default_factory()
-    return None
-
-
-def _plain(value):
-    return value.value if isinstance(value, Enum) else value
-
-
-def _config_values(arguments: tuple) -> dict:
-    """The options as a flat ``--config`` YAML mapping; training options only where they differ from
-    hftl's defaults (so the file stays readable and still reruns the same job)."""
-    values: dict = {}
-    for instance in arguments:
-        if isinstance(instance, HftlTrainingArguments):
-            current = instance.to_dict()  # enums as strings, tokens redacted
-            for spec in dataclasses.fields(instance):
-                if (
-                    spec.init
-                    and spec.name not in _SKIPPED
-                    and spec.name not in getattr(instance, "machine_resolved", ())
-                    and current.get(spec.name) != _plain(_field_default(spec))
-                ):
-                    values[spec.name] = current[spec.name]
-            values["output_dir"] = instance.output_dir
-        else:
-            values.update({spec.name: getattr(instance, spec.name) for spec in dataclasses.fields(instance)})
-    return values
-
-
-def write_run_files(output_dir: str | Path, metrics: dict, report: dict, arguments: tuple) -> None:
-    """``all_results.json`` (as HF examples write it), the per-class test report, and the resolved
-    config as YAML (rerun with ``--config``)."""
-    folder = Path(output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / RESULTS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    (folder / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-    (folder / CONFIG_FILE).write_text(
-        _CONFIG_HEADER + yaml.safe_dump(_config_values(arguments), sort_keys=False)
-    )

@@ -20,7 +20,8 @@ import yaml
 
 from .._log import is_main_process, log
 from ..errors import ConfigError, HftlError, TrainingStopped
-from ..run.output_dir import _config_values, prepare_output_dir
+from ..run.output_dir import prepare_output_dir
+from ..run.run_files import config_values
 from .space import baseline, centers, owners, read_space_file, search_space, trial_arguments
 
 __all__ = ["run_search", "SEARCH_DIR", "TRIALS_DIR", "INSTALL_HINT"]
@@ -260,7 +261,7 @@ def _finish(arguments: tuple, record: dict, result, folder: Path, metric: str):
     dropped = {"output_dir", "n_trials", "hp_space"}
     if training_args.auto_dataloader_workers:
         dropped.add("dataloader_num_workers")  # stays on auto
-    values = {key: value for key, value in _config_values(best_args).items() if key not in dropped}
+    values = {key: value for key, value in config_values(best_args).items() if key not in dropped}
     config = folder / "best_config.yaml"
     if is_main_process():
         header = (

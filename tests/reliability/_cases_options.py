@@ -1,7 +1,7 @@
 """Bad-input cases: see test_bad_inputs.py, which runs them.
 
 Option values: one case per (option, bad value) that stock ``TrainingArguments`` lets through to the
-model build (hftl's table of ranges is ``hftl/_option_checks.py``), then YAML configs of the wrong shape.
+model build (hftl's table of ranges is ``hftl/options/checks.py``), then YAML configs of the wrong shape.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from pathlib import Path
 from hftl import CheckpointError, ConfigError
 from hftl.run.checkpoints import MANIFEST, write_manifest
 from hftl.run.identity import RUN_FILE
-from hftl.run.output_dir import _CONFIG_HEADER
+from hftl.run.run_files import CONFIG_HEADER
 
 from ._battery import Case, Env
 
@@ -127,7 +127,7 @@ def earlier_outputs(env: Env, marker: str, names: tuple[str, ...]) -> dict:
     if marker == RUN_FILE:
         (out / RUN_FILE).write_text(json.dumps({"method": "full"}))
     elif marker == "hftl_config.yaml":
-        (out / marker).write_text(f"{_CONFIG_HEADER}method: full\n")
+        (out / marker).write_text(f"{CONFIG_HEADER}method: full\n")
     else:
         (out / marker).write_text("{}")
     _MADE["out"], _MADE["gone"], _MADE["kept"] = out, [marker, *names], others(out)
