@@ -33,14 +33,8 @@ from .resolve import resolve_model
 from .run.checkpoints import resume_checkpoint, unsafe_checkpoint_error
 from .run.cpu import use_all_cpu_cores
 from .run.identity import check_same_run, record_run, run_identity
-from .run.output_dir import (
-    check_free_space,
-    clear_earlier_run,
-    prepare_output_dir,
-    record_outputs,
-    snapshot_files,
-    write_run_files,
-)
+from .run.output_dir import check_free_space, clear_earlier_run, prepare_output_dir
+from .run.run_files import record_outputs, snapshot_files, write_run_files
 from .tasks import get_task
 from .techniques.batchnorm import recalibrate_batchnorm, wants_recalibration
 from .techniques.class_weights import plan_class_loss
