@@ -27,7 +27,15 @@ from ..run.run_files import CONFIG_FILE, DRY_RUN_DIR, OUTPUTS_FILE, plain_path, 
 from .card import CARD_FILE
 from .outputs import _card_of, _public_name, looks_local
 
-__all__ = ["push", "check_can_push", "stage_upload", "DRY_RUN_DIR", "PushError"]
+__all__ = [
+    "push",
+    "push_run",
+    "check_can_push",
+    "check_run_can_push",
+    "stage_upload",
+    "DRY_RUN_DIR",
+    "PushError",
+]
 
 ADAPTER_CONFIG = "adapter/adapter_config.json"
 # what a published model folder may hold; pickles (.bin, .pt, .pkl) and checkpoints never go
@@ -232,6 +240,22 @@ def push(
             ) from None
     log(f"pushed {len(files)} files to https://huggingface.co/{repo_id}")
     return getattr(commit, "commit_url", str(commit))
+
+
+def check_run_can_push(training_args) -> None:
+    """:func:`check_can_push` for a run's ``--push_to_hub`` options, before any compute."""
+    check_can_push(training_args.hub_model_id, training_args.push_dry_run, training_args.hub_token)
+
+
+def push_run(output_dir: str | Path, training_args) -> Path | str:
+    """:func:`push` with a run's ``--hub_model_id``, ``--hub_private_repo``, token and ``--push_dry_run``."""
+    return push(
+        output_dir,
+        training_args.hub_model_id,
+        private=bool(training_args.hub_private_repo),
+        token=training_args.hub_token,
+        dry_run=training_args.push_dry_run,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ import yaml
 
 from .._log import is_main_process, log
 from ..errors import ConfigError, HftlError, TrainingStopped
+from ..hub.publish import check_run_can_push, push_run
 from ..run.output_dir import prepare_output_dir
 from ..run.run_files import config_values
 from .space import baseline, centers, owners, read_space_file, search_space, trial_arguments
@@ -52,13 +53,11 @@ def _objective(training_args) -> tuple[tuple[str, ...], str]:
 
 def _preflight(arguments: tuple) -> tuple[list, tuple[str, ...], str, Path]:
     """Every check before the first trial: options, the space (each edge value validated), the folder."""
-    from ..hub import check_can_push
-
     training_args = arguments[3]
     if training_args.resume_from_checkpoint:
         raise ConfigError("--hp_search starts fresh trials and can't resume; drop --resume_from_checkpoint.")
     if training_args.push_to_hub:  # the best trial is pushed at the end, no trial on its own
-        check_can_push(training_args.hub_model_id, training_args.push_dry_run, training_args.hub_token)
+        check_run_can_push(training_args)
     keys, direction = _objective(training_args)
     space = search_space(arguments)
     if training_args.hp_space:
@@ -252,8 +251,6 @@ def run_search(arguments: tuple, callbacks=None):
 
 def _finish(arguments: tuple, record: dict, result, folder: Path, metric: str):
     """best_config.yaml (every option of the best trial, for --config), the log line, and the push."""
-    from ..hub import push
-
     training_args = arguments[3]
     best_args = trial_arguments(
         arguments, {**record["params"], "hp_search": None, "hp_space": None, "output_dir": None}
@@ -279,11 +276,5 @@ def _finish(arguments: tuple, record: dict, result, folder: Path, metric: str):
         f"{result.output_dir}; all trials in {folder / 'trials.md'}; its options in {config}"
     )
     if training_args.push_to_hub and result.trainer.is_world_process_zero():
-        push(
-            result.output_dir,
-            training_args.hub_model_id,
-            private=bool(training_args.hub_private_repo),
-            token=training_args.hub_token,
-            dry_run=training_args.push_dry_run,
-        )
+        push_run(result.output_dir, training_args)
     return result
