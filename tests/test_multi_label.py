@@ -12,7 +12,7 @@ from datasets import Dataset, List, Value
 
 from hftl import DataError, finetune
 from hftl.data.labels import build_label_space, encode_labels
-from hftl.metrics import multi_label_metrics, tune_threshold
+from hftl.tasks._classification_metrics import multi_label_metrics, tune_threshold
 
 from .conftest import REPO, TOPICS
 

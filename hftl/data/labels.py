@@ -1,4 +1,4 @@
-"""Label maps, built once from the training split in a deterministic order."""
+"""Label maps built once from the training split in a deterministic order (classification tasks' hooks)."""
 
 from __future__ import annotations
 

@@ -5,9 +5,8 @@ Everything here runs before a model is built, so bad data costs one line, not a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-import numpy as np
 from datasets import Dataset, DatasetDict
 
 from .._log import log
@@ -15,14 +14,7 @@ from ..errors import DataError
 from ..options.config import DataArguments
 from .builtin import builtin_datasets
 from .columns import find_label_column
-from .labels import (
-    LabelSpace,
-    build_label_space,
-    clean_label_names,
-    encode_labels,
-    is_unlabelled,
-    missing_value_labels,
-)
+from .labels import LabelSpace, clean_label_names, is_unlabelled, missing_value_labels
 from .loading import duplicated_columns, load_raw_dataset
 
 __all__ = ["PreparedData", "prepare_data"]
@@ -35,8 +27,9 @@ class PreparedData:
     """Validated splits, ready for a task's preprocessing.
 
     Args:
-        splits: ``train``/``validation``/``test``, each with the input columns and an integer ``labels``.
-        labels: The class names in id order.
+        splits: ``train``/``validation``/``test``, each with the input columns and ``labels`` as the task
+            encoded them (class ids, multi-hot rows, ...).
+        labels: The label space the task built from train (the class names in id order).
         input_columns: The columns the task turns into model inputs (e.g. one text column or a pair).
         source: Where the data came from, for logs and the saved config.
         tuned: Settings a built-in dataset was tuned with (empty for other data).
@@ -52,16 +45,16 @@ class PreparedData:
     unlabelled: Dataset | None = None
 
 
-def _carve(train: Dataset, size: float, seed: int, name: str, stratify: bool) -> tuple[Dataset, Dataset]:
+def _carve(
+    train: Dataset, size: float, seed: int, name: str, stratify: str | None
+) -> tuple[Dataset, Dataset]:
     if len(train) < 3:
         raise DataError(
             f"The train split has {len(train)} rows, too few to carve a {name} split from; add data or "
             f"provide a {name} split."
         )
     try:
-        parts = train.train_test_split(
-            test_size=size, seed=seed, stratify_by_column="labels" if stratify else None
-        )
+        parts = train.train_test_split(test_size=size, seed=seed, stratify_by_column=stratify)
     except ValueError:  # a class with a single example cannot be stratified
         try:
             parts = train.train_test_split(test_size=size, seed=seed)
@@ -126,24 +119,7 @@ def _reorder(labels: LabelSpace, order: list[str]) -> LabelSpace:
             ) if part)
             + ". Distill from a teacher fine-tuned on these labels."
         )  # fmt: skip
-    return LabelSpace(list(order), multi_label=labels.multi_label)
-
-
-def _per_class(train: Dataset, k: int, seed: int, names: list[str]) -> tuple[Dataset, Dataset | None]:
-    """The first ``k`` rows of each class in one seeded shuffle of the split (all of a smaller class), and
-    the rest. The same shuffle serves every ``k``, so the rows for a smaller ``k`` are among a larger one's."""
-    labels = np.asarray(train.with_format("numpy")["labels"])
-    order = np.random.default_rng(seed).permutation(len(labels))
-    kept = np.concatenate([order[labels[order] == label][:k] for label in range(len(names))])
-    counts = np.bincount(labels, minlength=len(names))
-    short = [f"{name} {count}" for name, count in zip(names, counts, strict=True) if count < k]
-    if short:
-        log(f"samples_per_class {k}: all rows of the classes that have fewer: {', '.join(short)}")
-    chosen = np.zeros(len(labels), dtype=bool)
-    chosen[kept] = True
-    rest = np.flatnonzero(~chosen)
-    # dataset order kept: the training sampler shuffles
-    return train.select(np.flatnonzero(chosen)), (train.select(rest) if len(rest) else None)
+    return replace(labels, names=list(order))
 
 
 def _cap(split: Dataset, limit: int | None, seed: int) -> Dataset:
@@ -157,7 +133,8 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
 
     Args:
         data_args: The data options.
-        task: The :class:`hftl.tasks.Task`; it names the input columns and checks their values.
+        task: The :class:`hftl.tasks.Task`; it names the input columns and checks their values, and
+            decides what the label column means (builds and encodes the labels, what to stratify on).
         label_order: Class names in the order the model must use (a distillation teacher's); the data's
             classes must be the same names.
     """
@@ -203,17 +180,17 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
         splits[name] = task.check_inputs(name, split.select_columns(wanted), input_columns, data_args)
 
     splits = clean_label_names(splits, label_column)
-    labels = build_label_space(splits["train"], label_column, data_args.label_delimiter)
+    labels = task.build_labels(splits["train"], label_column, data_args)
     if label_order is not None:
         labels = _reorder(labels, label_order)
     splits = {
-        name: encode_labels(split, name, label_column, labels, data_args.label_delimiter)
+        name: task.encode_labels(split, name, label_column, labels, data_args)
         for name, split in splits.items()
     }
-    carved = []
+    carved, stratify = [], task.stratify_column(labels)
     if "test" not in splits:
         splits["train"], splits["test"] = _carve(
-            splits["train"], data_args.test_split_size, data_args.split_seed, "test", not labels.multi_label
+            splits["train"], data_args.test_split_size, data_args.split_seed, "test", stratify
         )
         carved.append(f"test {data_args.test_split_size:.0%}")
     if "validation" not in splits:
@@ -222,19 +199,14 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
             data_args.validation_split_size,
             data_args.split_seed,
             "validation",
-            not labels.multi_label,
+            stratify,
         )
         carved.append(f"validation {data_args.validation_split_size:.0%}")
     splits["train"] = _cap(splits["train"], data_args.max_train_samples, data_args.split_seed)
     unlabelled = None
     if data_args.samples_per_class is not None:
-        if labels.multi_label:
-            raise DataError(
-                "--samples_per_class counts rows per class, which needs one label per row; this data is "
-                "multi-label, so use --label_fraction or --max_train_samples."
-            )
-        splits["train"], unlabelled = _per_class(
-            splits["train"], data_args.samples_per_class, data_args.split_seed, labels.names
+        splits["train"], unlabelled = task.select_per_class(
+            splits["train"], data_args.samples_per_class, data_args.split_seed, labels
         )
         log(
             f"samples_per_class {data_args.samples_per_class}: {len(splits['train'])} training rows keep their labels, "
@@ -246,7 +218,7 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
             1.0 - data_args.label_fraction,
             data_args.split_seed,
             "unlabelled",
-            not labels.multi_label,
+            stratify,
         )
         log(
             f"label_fraction {data_args.label_fraction:g}: {len(splits['train'])} training rows keep their labels, "
@@ -266,8 +238,7 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
         f" (carved from train with split_seed {data_args.split_seed}: {', '.join(carved)})" if carved else ""
     )
     log(f"data: {source}: {sizes}{note}; inputs {', '.join(input_columns)}, label '{label_column}'")
-    kind = "multi-label, several per example" if labels.multi_label else "one per example"
-    log(f"labels ({len(labels)}, {kind}): {', '.join(labels.names[:20])}{' ...' if len(labels) > 20 else ''}")
+    log(task.describe_labels(labels))
     _warn_about_overlap(splits, input_columns)
     spec = builtin_datasets().get(data_args.dataset)
     return PreparedData(

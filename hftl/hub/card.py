@@ -22,9 +22,8 @@ TEMPLATE = """---
 
 - **Method:** {{ method_line }}
 - **Trainable parameters:** {{ trainable }}
-- **Labels ({{ labels | length }}{% if multi_label %}, several per example{% endif %}):** {{ labels | join(", ") }}
-{% if threshold is not none %}- **Decision threshold:** {{ threshold }} (per-class sigmoid scores at or above it are predicted; tuned on validation, also in `config.json` as `multi_label_threshold`)
-{% endif %}
+{% for line in details %}{{ line }}
+{% endfor %}
 ## Results
 
 | metric | validation | test |
@@ -39,8 +38,8 @@ TEMPLATE = """---
 {% for name, teacher_value, student_value in teacher_rows %}| {{ name }} | {{ teacher_value }} | {{ student_value }} |
 {% endfor %}
 {% endif %}
-{% if confusion_image %}![{{ confusion_title }}]({{ confusion_image }})
-{% endif %}
+{% for file, caption in plots %}![{{ caption }}]({{ file }})
+{% endfor %}
 {% if curves_image %}![Training curves: loss per step and validation metrics]({{ curves_image }})
 {% endif %}
 ## Training
@@ -63,29 +62,43 @@ Trained with hftl (`{{ command }}`); the full configuration is in
 
 @dataclass
 class CardFacts:
-    """What the card says; collected by :func:`hftl.finetune` at the end of a run."""
+    """What the card says; collected by :func:`hftl.finetune` at the end of a run. What depends on the
+    kind of prediction (``details``, ``tags``, ``usage``, the metric lists, ``plots``) comes from the task.
+
+    Args:
+        details: Markdown lines added to the summary list (e.g. the labels, a decision threshold).
+        tags: Tags beside ``hftl``, the method and the pipeline tag.
+        usage: The Python usage snippet.
+        metric_order: The results table's row order (other metrics follow alphabetically).
+        index_metrics: Metrics whose test values go into the model-index (Hub leaderboards).
+        plots: ``(file name, caption)`` of each task plot in the output directory.
+        curves_image: The training curves' file name, if drawn.
+    """
 
     title: str
     pipeline_tag: str
     method: str
     method_summary: str
-    labels: list[str]
     metrics: dict
     hyperparameters: dict
+    usage: str
+    details: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    metric_order: tuple[str, ...] = ("loss",)
+    index_metrics: tuple[str, ...] = ()
     base_model: str | None = None
     dataset: str | None = None
     dataset_on_hub: bool = False
-    multi_label: bool = False
     teacher: str | None = None
-    adapter: bool = False
-    images: dict = field(default_factory=dict)  # "confusion"/"curves" -> file name
+    plots: list[tuple[str, str]] = field(default_factory=list)
+    curves_image: str | None = None
 
 
 def _number(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _results(metrics: dict) -> list[tuple[str, str, str]]:
+def _results(metrics: dict, order: tuple[str, ...]) -> list[tuple[str, str, str]]:
     names = sorted(
         {
             key.split("_", 1)[1]
@@ -93,7 +106,6 @@ def _results(metrics: dict) -> list[tuple[str, str, str]]:
             if key.startswith(("eval_", "test_")) and not key.endswith(("runtime", "per_second", "samples"))
         }
     )
-    order = ["accuracy", "micro_f1", "macro_f1", "mAP", "subset_accuracy", "loss"]
     names.sort(key=lambda name: order.index(name) if name in order else len(order))
     return [
         (name, _number(metrics.get(f"eval_{name}", "")), _number(metrics.get(f"test_{name}", "")))
@@ -101,35 +113,9 @@ def _results(metrics: dict) -> list[tuple[str, str, str]]:
     ]
 
 
-def _usage(facts: CardFacts, repo_id: str) -> str:
-    snippet = (
-        f'from transformers import pipeline\n\nclassify = pipeline("{facts.pipeline_tag}", model="{repo_id}"'
-    )
-    snippet += ", top_k=None)" if facts.multi_label else ")"
-    example = (
-        '"Shares fell sharply on Wall Street"'
-        if facts.pipeline_tag == "text-classification"
-        else '"photo.jpg"'
-    )
-    snippet += f"\nprint(classify({example}))"
-    if facts.adapter:
-        auto = (
-            "AutoModelForSequenceClassification"
-            if facts.pipeline_tag == "text-classification"
-            else "AutoModelForImageClassification"
-        )
-        snippet += (
-            f"\n\n# or the LoRA adapter (head included) on its base model\nfrom peft import PeftModel\n"
-            f"from transformers import {auto}\n\n"
-            f'base = {auto}.from_pretrained("{facts.base_model or "<base model>"}", num_labels={len(facts.labels)})\n'
-            f'model = PeftModel.from_pretrained(base, "{repo_id}", subfolder="adapter")'
-        )
-    return snippet
-
-
 def build_model_card(facts: CardFacts, repo_id: str | None = None) -> ModelCard:
     """The card: YAML metadata (base model, datasets, tags, a model-index with the test metrics) and a
-    human part (method, labels, results, images, hyperparameters, a usage snippet that loads the repo)."""
+    human part (method, the task's details, results, images, hyperparameters, the usage snippet)."""
     repo_id = repo_id or facts.title
     metrics = facts.metrics
     eval_results = [
@@ -141,7 +127,7 @@ def build_model_card(facts: CardFacts, repo_id: str | None = None) -> ModelCard:
             metric_type=name,
             metric_value=float(metrics[f"test_{name}"]),
         )
-        for name in ("accuracy", "macro_f1", "micro_f1", "mAP")
+        for name in facts.index_metrics
         if isinstance(metrics.get(f"test_{name}"), float)
     ]
     card_data = ModelCardData(
@@ -149,7 +135,7 @@ def build_model_card(facts: CardFacts, repo_id: str | None = None) -> ModelCard:
         datasets=[facts.dataset] if facts.dataset_on_hub else None,
         library_name="transformers",
         pipeline_tag=facts.pipeline_tag,
-        tags=["hftl", facts.method, facts.pipeline_tag] + (["multi-label"] if facts.multi_label else []),
+        tags=["hftl", facts.method, facts.pipeline_tag, *facts.tags],
         model_name=repo_id,
         eval_results=eval_results or None,
     )
@@ -187,19 +173,14 @@ def build_model_card(facts: CardFacts, repo_id: str | None = None) -> ModelCard:
         summary=summary,
         method_line=f"`{facts.method}`: {facts.method_summary}",
         trainable=f"{trainable:,} ({metrics.get('trainable_fraction', 0):.2%})" if trainable else "n/a",
-        labels=facts.labels,
-        multi_label=facts.multi_label,
-        threshold=metrics.get("threshold"),
-        results=_results(metrics),
+        details=facts.details,
+        results=_results(metrics, facts.metric_order),
         teacher_rows=teacher_rows,
-        confusion_image=facts.images.get("confusion"),
-        confusion_title="Per-class test scores"
-        if facts.multi_label
-        else "Confusion matrix on the test split",
-        curves_image=facts.images.get("curves"),
+        plots=facts.plots,
+        curves_image=facts.curves_image,
         hyperparameters=list(facts.hyperparameters.items()),
         command=f"--method {facts.method}",
-        usage=_usage(facts, repo_id),
+        usage=facts.usage,
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .._log import log
 from .card import CardFacts, write_model_card
-from .plots import CONFUSION_FILE, CURVES_FILE, plot_confusion_matrix, plot_training_curves
+from .plots import CURVES_FILE, plot_training_curves
 
 __all__ = ["write_card_and_images"]
 
@@ -109,38 +109,41 @@ def write_card_and_images(
     dataset_on_hub: bool,
     model_dir: str | None = None,
 ) -> Path:
-    """``confusion_matrix.png``, ``training_curves.png`` and ``README.md`` (the model card) in ``output_dir``."""
+    """The task's plots (``confusion_matrix.png`` for classification), ``training_curves.png`` and
+    ``README.md`` (the model card) in ``output_dir``; what depends on the kind of prediction comes from ``task``."""
     output_dir = Path(output_dir)
     if base_model is None:  # a local hftl output as the starting point: name what it was trained from
         base_model = _card_of(model_dir)[1]
-    images = {}
+    labels = data.labels
+    plots, curves = [], None
     try:
-        plot_confusion_matrix(
-            predictions, references, data.labels.names, output_dir / CONFUSION_FILE, data.labels.multi_label
-        )
-        images["confusion"] = CONFUSION_FILE
-        metric = "micro_f1" if data.labels.multi_label else "accuracy"
-        if plot_training_curves(log_history, output_dir / CURVES_FILE, metric):
-            images["curves"] = CURVES_FILE
+        plots = task.plots(output_dir, predictions, references, labels)
+        if plot_training_curves(log_history, output_dir / CURVES_FILE, task.headline_metric(labels)):
+            curves = CURVES_FILE
     except ImportError:  # matplotlib missing: a card without images beats no card
         log("matplotlib is not installed: the model card has no images (pip install matplotlib)")
+    title = training_args.hub_model_id or output_dir.name  # also the repo id the card's snippet loads
+    adapter = (output_dir / "adapter").is_dir()
     facts = CardFacts(
-        title=training_args.hub_model_id or output_dir.name,
+        title=title,
         pipeline_tag=task.pipeline_tag,
         method=method.name,
         method_summary=method.summary,
-        labels=list(data.labels.names),
         metrics=metrics,
         hyperparameters=_hyperparameters(method_args, data_args, training_args),
         base_model=base_model,
         # a local file's path would publish the user's directory layout: its name is enough
         dataset=data_args.dataset
-        if not data.source.startswith(("file ", "folder "))
+        if data.source.kind not in ("file", "folder")
         else Path(data_args.dataset).name,
         dataset_on_hub=dataset_on_hub,
-        multi_label=data.labels.multi_label,
         teacher=_public_name(method_args.teacher) if method.name == "distill" else None,
-        adapter=(output_dir / "adapter").is_dir(),
-        images=images,
+        usage=task.card_usage(title, labels, base_model, adapter),
+        details=task.card_details(labels, metrics),
+        tags=task.card_tags(labels),
+        metric_order=task.card_metric_order,
+        index_metrics=task.card_index_metrics,
+        plots=plots,
+        curves_image=curves,
     )
     return write_model_card(facts, output_dir, training_args.hub_model_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .._registry import Registry
 from ._base import Task
 
-__all__ = ["Task", "register_task", "get_task", "task_names"]
+__all__ = ["Task", "ClassificationTask", "register_task", "get_task", "task_names"]
 
 _TASKS: Registry[Task] = Registry("task")
 
@@ -24,6 +24,7 @@ def get_task(name: str) -> Task:
     return _TASKS.get(name)
 
 
+from .classification import ClassificationTask  # noqa: E402
 from .image_classification import ImageClassification  # noqa: E402
 from .text_classification import TextClassification  # noqa: E402
 

@@ -1,4 +1,5 @@
-"""The task interface, and model building shared by every classification task."""
+"""The task interface (what a kind of prediction owns: data, labels, metrics, report, card, model), and
+model building shared by every task."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from .._log import log
 from .._modules import HEAD_NAMES, named_head, within
 from ..data.labels import LabelSpace
-from ..errors import ModelNotFoundError, first_line
+from ..errors import ConfigError, DataError, ModelNotFoundError, first_line
 from ..options.config import DataArguments, ModelArguments
 
 __all__ = ["Task"]
@@ -59,10 +60,11 @@ def _has_default_labels(config: PretrainedConfig) -> bool:
 
 
 class Task:
-    """One kind of prediction: its model class, its input columns, its preprocessing and collator.
+    """One kind of prediction: its model class, input columns, preprocessing and collator, what its label
+    column means, its metrics and report, and what its model card shows.
 
     Subclasses set the class attributes and implement the abstract methods; :func:`hftl.tasks.register_task`
-    makes them available to ``--task``.
+    makes them available to ``--task``. Classification tasks share :class:`hftl.tasks.ClassificationTask`.
     """
 
     name: ClassVar[str]
@@ -79,6 +81,102 @@ class Task:
     demo_dataset: ClassVar[str]
     # DataArguments options this task resolves on auto: name -> fallback when no built-in dataset tunes it
     auto_options: ClassVar[dict[str, object]] = {}
+    # the input in the card's usage snippet, a Python literal (a text, a file name)
+    usage_example: ClassVar[str]
+
+    # --- labels: what the label column means ----------------------------------------------------
+    def build_labels(self, train: Dataset, column: str, data_args: DataArguments) -> LabelSpace:
+        """The label space, from the training split's (cleaned) label column; a DataError for values the
+        task can't learn from."""
+        raise NotImplementedError
+
+    def encode_labels(
+        self, split: Dataset, split_name: str, column: str, labels: LabelSpace, data_args: DataArguments
+    ) -> Dataset:
+        """Replace ``column`` by the model's ``labels`` column; a DataError for values outside ``labels``."""
+        raise NotImplementedError
+
+    def stratify_column(self, labels: LabelSpace) -> str | None:
+        """The encoded column carved splits keep in proportion (``None``: a plain random split)."""
+        return None
+
+    def select_per_class(
+        self, train: Dataset, k: int, seed: int, labels: LabelSpace
+    ) -> tuple[Dataset, Dataset | None]:
+        """``--samples_per_class``: ``k`` training rows per class, and the rest (unlabelled)."""
+        raise DataError(
+            f"--samples_per_class counts rows per class, which {self.name} data has none of; use "
+            "--label_fraction or --max_train_samples."
+        )
+
+    def describe_labels(self, labels: LabelSpace) -> str:
+        """The log line that names the labels."""
+        return f"labels ({len(labels)}): {', '.join(labels.names[:20])}{' ...' if len(labels) > 20 else ''}"
+
+    def label_kind(self, labels: LabelSpace) -> str:
+        """What kind of prediction these labels make, for messages (e.g. ``single-label``)."""
+        return self.name
+
+    def label_config(self, labels: LabelSpace) -> dict:
+        """The model config's entries for ``labels`` (sizes the head)."""
+        return {"num_labels": len(labels), "id2label": labels.id2label, "label2id": labels.label2id}
+
+    # --- training and evaluation -----------------------------------------------------------------
+    def plan_loss(self, training_args, train: Dataset, labels: LabelSpace):
+        """Pre-flight: a callable ``(logits, labels) -> loss`` replacing the model's own loss (``None``:
+        the model's), from options such as ``--class_weights``; refuses options the task can't apply."""
+        if str(training_args.class_weights).strip().lower() != "none" or training_args.label_smoothing_factor:
+            raise ConfigError(
+                f"--class_weights and --label_smoothing_factor apply to classification, not {self.name}."
+            )
+        return None
+
+    def metrics(self, labels: LabelSpace) -> tuple:
+        """``(compute_metrics, preprocess_logits_for_metrics)`` for the Trainer."""
+        raise NotImplementedError
+
+    def metric_names(self, labels: LabelSpace | None = None) -> list[str]:
+        """The names an evaluation reports (without ``eval_``), ``loss`` first; ``labels=None``: every name
+        any label space of this task reports."""
+        raise NotImplementedError
+
+    def headline_metric(self, labels: LabelSpace) -> str:
+        """The metric a card's training curves and summaries show (without ``eval_``)."""
+        return self.metric_names(labels)[1]
+
+    def after_training(self, trainer, model, labels: LabelSpace) -> dict:
+        """Settings tuned on the validation split after training (recorded in ``model.config``), with the
+        validation metrics they change."""
+        return {}
+
+    def test_predictions(self, output, metrics: dict, labels: LabelSpace):
+        """The test predictions the report and plots read, from ``trainer.predict``'s ``output``."""
+        return output.predictions
+
+    def report(self, predictions, references, labels: LabelSpace) -> tuple[str, dict]:
+        """The test report: printable text, and a JSON-able table (``test_report.json``)."""
+        return "", {}
+
+    # --- model card ------------------------------------------------------------------------------
+    # results table order; the model-index (Hub leaderboards) lists the test values of card_index_metrics
+    card_metric_order: ClassVar[tuple[str, ...]] = ("loss",)
+    card_index_metrics: ClassVar[tuple[str, ...]] = ()
+
+    def card_tags(self, labels: LabelSpace) -> list[str]:
+        return []
+
+    def card_details(self, labels: LabelSpace, metrics: dict) -> list[str]:
+        """Markdown lines of the card's summary list after the method and parameter count."""
+        return []
+
+    def card_usage(self, repo_id: str, labels: LabelSpace, base_model: str | None, adapter: bool) -> str:
+        """The card's Python usage snippet for the model in ``repo_id``."""
+        snippet = f'from transformers import pipeline\n\npredict = pipeline("{self.pipeline_tag}", model="{repo_id}")'
+        return snippet + f"\nprint(predict({self.usage_example}))"
+
+    def plots(self, output_dir: Path, predictions, references, labels: LabelSpace) -> list[tuple[str, str]]:
+        """Draw the task's test plots into ``output_dir``: ``(file name, caption)`` for each (matplotlib)."""
+        return []
 
     # --- data -------------------------------------------------------------------------------------
     def find_inputs(self, train: Dataset, label_column: str, data_args: DataArguments) -> list[str]:
@@ -128,12 +226,7 @@ class Task:
             path,
             revision=model_args.revision,
             trust_remote_code=model_args.trust_remote_code,
-            num_labels=len(labels),
-            id2label=labels.id2label,
-            label2id=labels.label2id,
-            problem_type="multi_label_classification"
-            if labels.multi_label
-            else "single_label_classification",
+            **self.label_config(labels),
         )
 
     def model_skeleton(self, config: PretrainedConfig, model_args: ModelArguments) -> PreTrainedModel:
@@ -179,12 +272,19 @@ class Task:
         return named_head(model, self.head_names)
 
     def build_model(
-        self, path: str, config: PretrainedConfig, labels: LabelSpace, model_args: ModelArguments
+        self,
+        path: str,
+        config: PretrainedConfig,
+        labels: LabelSpace,
+        model_args: ModelArguments,
+        load_kwargs: dict | None = None,
     ) -> tuple[PreTrainedModel, list[str]]:
         """Load the pretrained model with a head for ``labels``; also return the head's module names.
 
         The head is whatever the checkpoint did not provide (missing or wrongly shaped keys). A
         checkpoint that already has a head for other label names gets that head re-initialised.
+        ``load_kwargs`` go to ``from_pretrained`` over the defaults (a method's dtype or quantization
+        config); the master weights load in fp32 unless they say otherwise (mixed precision comes from Trainer).
         """
         if model_args.from_scratch:
             model = self.auto_model_class.from_config(config, trust_remote_code=model_args.trust_remote_code)
@@ -197,7 +297,7 @@ class Task:
             trust_remote_code=model_args.trust_remote_code,
             ignore_mismatched_sizes=True,
             output_loading_info=True,
-            dtype=torch.float32,  # master weights in fp32; mixed precision comes from Trainer
+            **{"dtype": torch.float32, **(load_kwargs or {})},
         )
         mismatched = [key[0] if isinstance(key, tuple) else key for key in info.get("mismatched_keys", [])]
         wrong = [

@@ -21,7 +21,7 @@ from ..data.columns import IMAGE_COLUMN_NAMES
 from ..errors import DataError
 from ..options.config import DataArguments, ModelArguments
 from ..run.cpu import default_dataloader_workers
-from ._base import Task
+from .classification import ClassificationTask
 
 __all__ = ["ImageClassification", "ImageSettings"]
 
@@ -123,7 +123,7 @@ def build_transforms(settings: ImageSettings, augment: str):
     return v2.Compose([*train, *normalise]), evaluation
 
 
-class ImageClassification(Task):
+class ImageClassification(ClassificationTask):
     """Single-label image classification.
 
     Images are decoded, converted to RGB and augmented lazily (``Dataset.with_transform``), inside
@@ -135,6 +135,7 @@ class ImageClassification(Task):
     modality = "image"
     auto_model_class = AutoModelForImageClassification
     demo_model = "timm/tf_efficientnet_lite0.in1k"
+    usage_example = '"photo.jpg"'  # the card's pipeline() call
     demo_dataset = "mnist"
     auto_options = {"image_size": None, "augment": "crop-flip"}
 

@@ -18,7 +18,7 @@ from ..data.columns import find_text_columns
 from ..data.labels import LabelSpace
 from ..errors import ConfigError, DataError, ModelNotFoundError
 from ..options.config import DataArguments, ModelArguments
-from ._base import Task
+from .classification import ClassificationTask
 
 __all__ = ["TextClassification"]
 
@@ -37,7 +37,7 @@ def _blank(text: str) -> bool:
     return not text.translate(_INVISIBLE).strip()
 
 
-class TextClassification(Task):
+class TextClassification(ClassificationTask):
     """Sequence classification of one text column or a pair of columns.
 
     Tokenisation is batched and cached by ``datasets``; it truncates to ``max_length`` and leaves
@@ -50,6 +50,7 @@ class TextClassification(Task):
     peft_task_type = "SEQ_CLS"
     auto_model_class = AutoModelForSequenceClassification
     demo_model = "sentence-transformers/all-MiniLM-L6-v2"
+    usage_example = '"Shares fell sharply on Wall Street"'  # the card's pipeline() call
     demo_dataset = "bbc-news"
 
     def find_inputs(self, train: Dataset, label_column: str, data_args: DataArguments) -> list[str]:

@@ -9,35 +9,31 @@ the best checkpoint whatever ``--save_total_limit`` says (``HftlTrainer._save_ch
 
 from __future__ import annotations
 
-import numpy as np
-from transformers import EarlyStoppingCallback, EvalPrediction
+from transformers import EarlyStoppingCallback
 
 from .._log import log
+from ..data.labels import LabelSpace
 from ..errors import ConfigError
+from ..tasks import get_task
 
 __all__ = ["check_best_metric", "add_early_stopping", "evaluation_metrics"]
 
 
 def evaluation_metrics(multi_label: bool) -> list[str]:
-    """The names an evaluation reports (without ``eval_``): ``loss`` and what hftl's compute_metrics returns."""
-    from ..metrics import MultiLabelMetrics, compute_classification_metrics
-
-    if multi_label:
-        scores = MultiLabelMetrics()(EvalPrediction(np.array([[0.9, 0.1]]), np.array([[1.0, 0.0]])))
-    else:
-        scores = compute_classification_metrics(EvalPrediction(np.array([0, 1]), np.array([0, 1])))
-    return ["loss", *scores]
+    """The names a classification evaluation reports (without ``eval_``). Kept for
+    ``search/trials.py`` until it asks its task: ``get_task(name).metric_names()``."""
+    space = LabelSpace(["a", "b"], multi_label=multi_label)
+    return get_task("text-classification").metric_names(space)  # image classification reports the same
 
 
-def check_best_metric(training_args, multi_label: bool) -> None:
-    """Pre-flight: ``--metric_for_best_model`` must be reported by evaluation (Trainer only finds out after
-    the first epoch of training)."""
+def check_best_metric(training_args, known: list[str], kind: str) -> None:
+    """Pre-flight: ``--metric_for_best_model`` must be one of the ``known`` names the task's evaluation
+    reports (``kind``: what the task predicts, for the message); Trainer only finds out after the first
+    epoch of training."""
     if not training_args.load_best_model_at_end or not training_args.metric_for_best_model:
         return
     name = training_args.metric_for_best_model.removeprefix("eval_")
-    known = evaluation_metrics(multi_label)
     if name not in known:
-        kind = "multi-label" if multi_label else "single-label"
         raise ConfigError(
             f"--metric_for_best_model {training_args.metric_for_best_model} is not reported by {kind} "
             f"evaluation; use one of {', '.join(known)}."

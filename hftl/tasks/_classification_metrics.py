@@ -14,11 +14,13 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, average_precision_score, classification_report, f1_score
 
-from ._cache import hf_home
+from .._cache import hf_home
+from .._log import log
 
 __all__ = [
     "argmax_logits", "compute_classification_metrics", "per_class_report", "metric_backend",
     "sigmoid_logits", "MultiLabelMetrics", "multi_label_metrics", "tune_threshold",
+    "threshold_from_validation",
 ]  # fmt: skip
 
 
@@ -118,6 +120,20 @@ class MultiLabelMetrics:
         probabilities, references = np.asarray(eval_pred.predictions), np.asarray(eval_pred.label_ids)
         self.last = (probabilities, references)
         return multi_label_metrics(probabilities, references, self.threshold)
+
+
+def threshold_from_validation(trainer, model) -> dict[str, float]:
+    """Multi-label: pick the decision threshold on the validation predictions, record it in the model's
+    config (saved with it, as ``multi_label_threshold``) and re-score validation at that threshold."""
+    scorer = trainer.compute_metrics
+    if scorer.last is None:  # validation not scored yet (e.g. resumed after the last evaluation)
+        trainer.evaluate()
+    probabilities, references = scorer.last
+    scorer.threshold = tune_threshold(probabilities, references)
+    model.config.multi_label_threshold = scorer.threshold
+    log(f"multi-label decision threshold {scorer.threshold:g} (best micro-F1 on the validation split)")
+    tuned = multi_label_metrics(probabilities, references, scorer.threshold)
+    return {"threshold": scorer.threshold, **{f"eval_{key}": value for key, value in tuned.items()}}
 
 
 def per_class_report(predictions, references, names: list[str]) -> tuple[str, dict]:
