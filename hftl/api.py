@@ -17,15 +17,6 @@ from .data import LabelSpace, prepare_data
 from .errors import CheckpointError, ConfigError, HftlError, ModelNotFoundError, TrainingStopped, first_line
 from .hub import check_can_push, push, write_card_and_images
 from .methods import count_parameters, get_method
-from .metrics import (
-    MultiLabelMetrics,
-    argmax_logits,
-    compute_classification_metrics,
-    multi_label_metrics,
-    per_class_report,
-    sigmoid_logits,
-    tune_threshold,
-)
 from .options._collect import collect_arguments
 from .options.checks import check_room_for_text
 from .options.config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
@@ -37,7 +28,6 @@ from .run.output_dir import check_free_space, clear_earlier_run, prepare_output_
 from .run.run_files import record_outputs, snapshot_files, write_run_files
 from .tasks import get_task
 from .techniques.batchnorm import recalibrate_batchnorm, wants_recalibration
-from .techniques.class_weights import plan_class_loss
 from .techniques.dropout import override_dropout
 from .techniques.early_stopping import add_early_stopping, check_best_metric
 from .techniques.lr_finder import apply_lr_finder
@@ -157,8 +147,8 @@ def finetune(
     check_free_space(output_dir, resolved.path)  # a full disk would only show at the first save
     log(f"model: {model_args.model} ({resolved.source})")
     data = prepare_data(data_args, task, label_order=method.label_order)
-    class_loss = plan_class_loss(training_args, data.splits["train"], data.labels)  # prints per-class counts
-    check_best_metric(training_args, data.labels.multi_label)
+    class_loss = task.plan_loss(training_args, data.splits["train"], data.labels)  # prints per-class counts
+    check_best_metric(training_args, task.metric_names(data.labels), task.label_kind(data.labels))
     identity = run_identity(model_args.model, task.name, method.name, data.labels.names, data.splits["train"])
     if resume is not None:
         check_same_run(resume, identity, training_args.allow_changed_resume)  # the checkpoint's own run
@@ -200,7 +190,7 @@ def finetune(
     )
     on_accelerator = training_args.device.type not in ("cpu", "mps")
     collator = task.collator(processor, pad_to_multiple_of=_pad_multiple(training_args, on_accelerator))
-    preprocess = sigmoid_logits if data.labels.multi_label else argmax_logits
+    compute_metrics, preprocess = task.metrics(data.labels)
     trainer = method.build_trainer(
         task, data, tokenized, collator, training_args, method_args,
         model=model,
@@ -209,7 +199,7 @@ def finetune(
         eval_dataset=tokenized["validation"],
         processing_class=processor,
         data_collator=collator,
-        compute_metrics=MultiLabelMetrics() if data.labels.multi_label else compute_classification_metrics,
+        compute_metrics=compute_metrics,
         preprocess_logits_for_metrics=preprocess,
         callbacks=callbacks,
         head_modules=head,
@@ -236,8 +226,7 @@ def finetune(
     metrics: dict[str, Any] = {**train_result.metrics, "train_samples": len(trainer.train_dataset)}
     metrics.update(trainer.evaluate() if recalibrated else _final_eval_metrics(trainer))
     metrics["eval_samples"] = len(tokenized["validation"])
-    if data.labels.multi_label:
-        metrics.update(_tune_threshold(trainer, model))
+    metrics.update(task.after_training(trainer, model, data.labels))  # e.g. the multi-label threshold
     test = trainer.predict(tokenized["test"], metric_key_prefix="test")
     metrics.update(test.metrics)
     metrics.update(test_samples=len(tokenized["test"]), trainable_params=trainable, all_params=total)
@@ -246,8 +235,8 @@ def finetune(
         method.extra_metrics(trainer, tokenized, data, trainer.compute_metrics, preprocess, metrics)
     )
     trainer.shut_down_dataloader_workers()  # the run is done with its data; see the method for why now
-    predictions = test.predictions >= metrics["threshold"] if data.labels.multi_label else test.predictions
-    report, report_table = per_class_report(predictions, test.label_ids, data.labels.names)
+    predictions = task.test_predictions(test, metrics, data.labels)
+    report, report_table = task.report(predictions, test.label_ids, data.labels)
     log(f"per-class report on the test split:\n{report}")
 
     written_before = snapshot_files(output_dir)  # hftl_outputs.json lists what changes from here on
@@ -264,7 +253,7 @@ def finetune(
             output_dir, task=task, method=method, method_args=method_args, data=data, data_args=data_args,
             training_args=training_args, metrics=metrics, predictions=predictions, references=test.label_ids,
             log_history=trainer.state.log_history, base_model=resolved.hub_id, model_dir=resolved.path,
-            dataset_on_hub=data.source.startswith("Hub dataset"),
+            dataset_on_hub=data.source.kind == "hub",
         )  # fmt: skip
         record_outputs(output_dir, written_before)  # what push uploads, --overwrite_output_dir deletes
     log(f"saved to {output_dir}")
@@ -328,20 +317,6 @@ def _final_eval_metrics(trainer: Trainer) -> dict[str, float]:
         ):
             return {key: value for key, value in entry.items() if key.startswith("eval_")}
     return trainer.evaluate()
-
-
-def _tune_threshold(trainer: Trainer, model) -> dict[str, float]:
-    """Multi-label: pick the decision threshold on the validation predictions, record it in the model's
-    config (saved with it, as ``multi_label_threshold``) and re-score validation at that threshold."""
-    scorer = trainer.compute_metrics
-    if scorer.last is None:  # validation not scored yet (e.g. resumed after the last evaluation)
-        trainer.evaluate()
-    probabilities, references = scorer.last
-    scorer.threshold = tune_threshold(probabilities, references)
-    model.config.multi_label_threshold = scorer.threshold
-    log(f"multi-label decision threshold {scorer.threshold:g} (best micro-F1 on the validation split)")
-    tuned = multi_label_metrics(probabilities, references, scorer.threshold)
-    return {"threshold": scorer.threshold, **{f"eval_{key}": value for key, value in tuned.items()}}
 
 
 def _load_processor_and_config(task, path: str, labels: LabelSpace, model_args: ModelArguments):
