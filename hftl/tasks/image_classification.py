@@ -21,9 +21,10 @@ from ..data.columns import IMAGE_COLUMN_NAMES
 from ..errors import DataError
 from ..options.config import DataArguments, ModelArguments
 from ..run.cpu import default_dataloader_workers
+from ._base import Task
 from .classification import ClassificationTask
 
-__all__ = ["ImageClassification", "ImageSettings"]
+__all__ = ["ImageInputs", "ImageClassification", "ImageSettings"]
 
 _INTERPOLATION = {
     "bicubic": v2.InterpolationMode.BICUBIC,
@@ -123,20 +124,17 @@ def build_transforms(settings: ImageSettings, augment: str):
     return v2.Compose([*train, *normalise]), evaluation
 
 
-class ImageClassification(ClassificationTask):
-    """Single-label image classification.
+class ImageInputs(Task):
+    """What every task on one image column shares: column inference, file checks, the image processor,
+    augmentation and the collator. An image task combines it with what it predicts
+    (``class ImageClassification(ImageInputs, ClassificationTask)``).
 
     Images are decoded, converted to RGB and augmented lazily (``Dataset.with_transform``), inside
     dataloader workers when ``--dataloader_num_workers`` > 0; nothing is decoded up front.
     """
 
-    name = "image-classification"
-    pipeline_tag = "image-classification"
     modality = "image"
-    auto_model_class = AutoModelForImageClassification
-    demo_model = "timm/tf_efficientnet_lite0.in1k"
     usage_example = '"photo.jpg"'  # the card's pipeline() call
-    demo_dataset = "mnist"
     auto_options = {"image_size": None, "augment": "crop-flip"}
 
     def find_inputs(self, train: Dataset, label_column: str, data_args: DataArguments) -> list[str]:
@@ -366,3 +364,13 @@ def drop_unreadable_images(split: Dataset, split_name: str, column: str, max_bad
     log(f"skipping {len(bad)} unreadable image(s) of {len(split)} in the {split_name} split: {listing}")
     skipped = {index for index, _, _ in bad}
     return split.select([index for index in range(len(split)) if index not in skipped])
+
+
+class ImageClassification(ImageInputs, ClassificationTask):
+    """Image classification (single- or multi-label)."""
+
+    name = "image-classification"
+    pipeline_tag = "image-classification"
+    auto_model_class = AutoModelForImageClassification
+    demo_model = "timm/tf_efficientnet_lite0.in1k"
+    demo_dataset = "mnist"

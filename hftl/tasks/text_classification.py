@@ -18,9 +18,10 @@ from ..data.columns import find_text_columns
 from ..data.labels import LabelSpace
 from ..errors import ConfigError, DataError, ModelNotFoundError
 from ..options.config import DataArguments, ModelArguments
+from ._base import Task
 from .classification import ClassificationTask
 
-__all__ = ["TextClassification"]
+__all__ = ["TextInputs", "TextClassification"]
 
 # Tokenizers without a declared limit report this sentinel (int(1e30)).
 _UNSET_LENGTH = 1_000_000
@@ -37,21 +38,17 @@ def _blank(text: str) -> bool:
     return not text.translate(_INVISIBLE).strip()
 
 
-class TextClassification(ClassificationTask):
-    """Sequence classification of one text column or a pair of columns.
+class TextInputs(Task):
+    """What every task on one text column or a pair of columns shares: column inference, checks, the
+    tokenizer, the length limit, tokenisation and padding. A text task combines it with what it predicts
+    (``class TextClassification(TextInputs, ClassificationTask)``).
 
     Tokenisation is batched and cached by ``datasets``; it truncates to ``max_length`` and leaves
     padding to the collator, which pads each batch to its own longest example.
     """
 
-    name = "text-classification"
-    pipeline_tag = "text-classification"
     modality = "text"
-    peft_task_type = "SEQ_CLS"
-    auto_model_class = AutoModelForSequenceClassification
-    demo_model = "sentence-transformers/all-MiniLM-L6-v2"
     usage_example = '"Shares fell sharply on Wall Street"'  # the card's pipeline() call
-    demo_dataset = "bbc-news"
 
     def find_inputs(self, train: Dataset, label_column: str, data_args: DataArguments) -> list[str]:
         return find_text_columns(train, data_args.text_columns, label_column)
@@ -222,3 +219,14 @@ _TOKENIZER_ATTRIBUTES = (
     "truncation_side", "padding_side", "model_input_names", "split_special_tokens", "model_max_length",
     "all_special_tokens", "added_tokens_encoder",
 )  # fmt: skip
+
+
+class TextClassification(TextInputs, ClassificationTask):
+    """Sequence classification of one text column or a pair of columns."""
+
+    name = "text-classification"
+    pipeline_tag = "text-classification"
+    peft_task_type = "SEQ_CLS"
+    auto_model_class = AutoModelForSequenceClassification
+    demo_model = "sentence-transformers/all-MiniLM-L6-v2"
+    demo_dataset = "bbc-news"
