@@ -1,4 +1,5 @@
-"""The two images a model card shows: the test confusion matrix and the training curves (PNG)."""
+"""The images a model card shows: the training curves of every run, and the plots a task draws (the
+test confusion matrix of classification) (PNG)."""
 
 from __future__ import annotations
 
@@ -119,7 +120,8 @@ def plot_training_curves(log_history: list[dict], path: str | Path, metric: str)
             label=f"validation {metric}",
         )
         metric_ax.set_ylabel(f"validation {metric}")
-        metric_ax.set_ylim(0, 1.02)
+        if all(0 <= e[f"eval_{metric}"] <= 1 for e in scored):  # a score, not e.g. an error in other units
+            metric_ax.set_ylim(0, 1.02)
         more_handles, more_labels = metric_ax.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
     loss_ax.legend(handles, labels, loc="center right")

@@ -1,4 +1,5 @@
-"""Class imbalance and label smoothing in the loss: ``--class_weights`` and ``--label_smoothing_factor``.
+"""Class imbalance and label smoothing in the loss: ``--class_weights`` and ``--label_smoothing_factor``,
+for classification tasks (``ClassificationTask.plan_loss`` calls :func:`plan_class_loss`).
 
 The per-class training counts are read once from the encoded ``labels`` column (Arrow, no pass over
 the rows) and printed for every run. With weights or smoothing on, :class:`ClassLoss` replaces the
@@ -14,7 +15,6 @@ model's own loss in ``HftlTrainer.compute_loss`` (and the true-label term of dis
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.compute
@@ -23,11 +23,9 @@ import torch.nn.functional as F
 from datasets import Dataset
 
 from .._log import log
+from ..data.labels import LabelSpace
 from ..errors import ConfigError
 from ..options.techniques import parse_weight_list
-
-if TYPE_CHECKING:  # hftl.data imports hftl.options.config, which imports this module
-    from ..data.labels import LabelSpace
 
 __all__ = [
     "ClassLoss",
