@@ -41,6 +41,7 @@ class TextScore(TextInputs, Task):
     pipeline_tag = "text-classification"  # transformers serves a one-output sequence head under this tag
     auto_model_class = AutoModelForSequenceClassification
     demo_model = demo_dataset = ""
+    label_column_names = ("score",)  # found without --label_column
     card_metric_order = ("mse", "loss")
     card_index_metrics = ("mse",)
 
@@ -78,7 +79,7 @@ def text_score(monkeypatch):
 
 @pytest.fixture
 def scores_csv(tmp_path):
-    rows = [{"text": row["text"], "target": float(index % 3) / 2} for index, row in enumerate(make_rows(40))]
+    rows = [{"text": row["text"], "score": float(index % 3) / 2} for index, row in enumerate(make_rows(40))]
     return write_csv(tmp_path / "data" / "scores.csv", rows)
 
 
@@ -94,10 +95,10 @@ def test_a_registered_task_owns_labels_metrics_report_and_card(text_score, score
     report = json.loads((output_dir / "test_report.json").read_text())
     assert report["rows"] == result.metrics["test_samples"]
     config = json.loads((output_dir / "config.json").read_text())
-    assert config["problem_type"] == "regression" and config["id2label"] == {"0": "target"}
+    assert config["problem_type"] == "regression" and config["id2label"] == {"0": "score"}
     assert not (output_dir / "confusion_matrix.png").exists()  # the task draws no plots
     card = ModelCard.load(output_dir / "README.md")
-    assert "- **Predicts:** one number, `target`" in card.text
+    assert "- **Predicts:** one number, `score`" in card.text
     assert "| mse |" in card.text and "Labels (" not in card.text
     assert [result.metric_type for result in card.data.eval_results] == ["mse"]
     assert f'predict = pipeline("text-classification", model="{output_dir.name}")' in card.text

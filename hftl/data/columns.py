@@ -52,13 +52,14 @@ def _check_exists(kind: str, names: Sequence[str], columns: Sequence[str], flag:
             )
 
 
-def find_label_column(dataset: Dataset, given: str | None) -> str:
-    """The label column: ``given`` if set (and present), else the one column with a label-like name."""
+def find_label_column(dataset: Dataset, given: str | None, names: Sequence[str] = LABEL_COLUMN_NAMES) -> str:
+    """The label column: ``given`` if set (and present), else the one column with a label-like name (one
+    of ``names``, lower case: the task's ``label_column_names``)."""
     columns = dataset.column_names
     if given:
         _check_exists("Label", [given], columns, "--label_column")
         return given
-    found = [name for name in columns if name.lower() in LABEL_COLUMN_NAMES]
+    found = [name for name in columns if name.lower() in names]
     if len(found) == 1:
         return found[0]
     if not found:

@@ -148,7 +148,7 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
         raise DataError(f"The train split of {source} is empty; it needs labelled examples.")
     duplicated = duplicated_columns(raw)
     try:
-        label_column = find_label_column(train, data_args.label_column)
+        label_column = find_label_column(train, data_args.label_column, task.label_column_names)
         input_columns = task.find_inputs(train, label_column, data_args)
     except DataError as error:
         if not duplicated:

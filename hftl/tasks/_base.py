@@ -15,6 +15,7 @@ from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from .._log import log
 from .._modules import HEAD_NAMES, named_head, within
+from ..data.columns import LABEL_COLUMN_NAMES
 from ..data.labels import LabelSpace
 from ..errors import ConfigError, DataError, ModelNotFoundError, first_line
 from ..options.config import DataArguments, ModelArguments
@@ -81,6 +82,8 @@ class Task:
     demo_dataset: ClassVar[str]
     # DataArguments options this task resolves on auto: name -> fallback when no built-in dataset tunes it
     auto_options: ClassVar[dict[str, object]] = {}
+    # column names (lower case) taken for the label column when --label_column is not given
+    label_column_names: ClassVar[tuple[str, ...]] = LABEL_COLUMN_NAMES
     # the input in the card's usage snippet, a Python literal (a text, a file name)
     usage_example: ClassVar[str]
 
