@@ -2,7 +2,7 @@
 
 Example:
     >>> from hftl import finetune
-    >>> result = finetune(dataset="bbc-news", method="lora", output_dir="outputs/lora")
+    >>> result = finetune(dataset="bbc-news", output_dir="outputs/minilm-bbc")
     >>> result.metrics["test_accuracy"]
 """
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import pickle
 import signal
 from dataclasses import dataclass
@@ -16,7 +15,8 @@ from ._log import log
 from .data import LabelSpace, prepare_data
 from .errors import CheckpointError, ConfigError, HftlError, ModelNotFoundError, TrainingStopped, first_line
 from .hub import check_can_push, push, write_card_and_images
-from .methods import count_parameters, get_method
+from .methods import check_method_switches, count_parameters, get_method, methods_with
+from .methods.distill import Distillation
 from .options._collect import collect_arguments
 from .options.checks import check_room_for_text
 from .options.config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
@@ -103,7 +103,7 @@ def finetune(
 
     Example:
         >>> result = finetune(model="sentence-transformers/all-MiniLM-L6-v2", dataset="bbc-news",
-        ...                   method="lora", output_dir="out/lora")
+        ...                   output_dir="out/minilm-bbc")
         >>> result.metrics["test_accuracy"]
     """
     model_args, data_args, method_args, training_args = collect_arguments(
@@ -115,16 +115,11 @@ def finetune(
         return run_search((model_args, data_args, method_args, training_args), callbacks=callbacks)
     # --- pre-flight: every check that needs no model weights ------------------------------------
     task = get_task(model_args.task)
-    method = copy.copy(get_method(method_args.method))  # one instance per run: a method may hold state
+    method = get_method(method_args.method)()  # one instance per run: a method may hold state
     method.setup(model_args, data_args, method_args, task)
     model_args.model = model_args.model or task.demo_model
     data_args.dataset = data_args.dataset or task.demo_dataset
-    if model_args.from_scratch and method.name != "full":
-        raise ConfigError(
-            f"--from_scratch trains random weights, which only --method full can do (got {method.name})."
-        )
-    if method_args.student_layers and method.name not in ("full", "distill"):
-        raise ConfigError(f"--student_layers works with --method distill or full, not {method.name}.")
+    check_method_switches(method, model_args, method_args)  # --from_scratch, --student_layers
     if model_args.weights and task.name != "image-classification":
         raise ConfigError("--weights loads a timm architecture, which only --task image-classification uses.")
     push_to_hub = training_args.push_to_hub
@@ -160,7 +155,7 @@ def finetune(
     skeleton = task.model_skeleton(config, model_args)
     task.check_weights(resolved.path, skeleton, model_args)  # a backbone that doesn't fit its config
     method.preflight(skeleton, method_args, processor=processor, data_args=data_args, task=task)
-    check_layer_options(skeleton, training_args, method.name)  # --layer_decay, --unfreeze_schedule
+    check_layer_options(skeleton, training_args, method.name, methods_with("unfreezes"))  # --layer_decay, ...
 
     # --- compute --------------------------------------------------------------------------------
     if training_args.process_index == 0:
@@ -181,9 +176,10 @@ def finetune(
     task.adjust_training_args(training_args)
     # the new head's random init must follow --seed too (Trainer seeds only later, in its __init__)
     set_seed(training_args.seed)
-    model, head = task.build_model(resolved.path, config, data.labels, model_args)
+    load_kwargs = method.model_load_kwargs(method_args)  # the method's dtype / quantization config
+    model, head = task.build_model(resolved.path, config, data.labels, model_args, load_kwargs)
     task.on_model_built(model, processor, data_args, training_args)
-    model = method.prepare(model, head, method_args, resolved.hub_id or resolved.path)
+    model = method.prepare(model, head, method_args, resolved.hub_id or resolved.path, task=task)
     trainable, total = count_parameters(model)
     log(
         f"method {method.name}: {method.summary}; trainable parameters {trainable:,} of {total:,} ({trainable / total:.2%})"
@@ -273,7 +269,7 @@ def finetune(
 def distill(
     teacher: str, student: str | None = None, dataset: str | None = None, **options: Any
 ) -> FinetuneResult:
-    """Distill ``teacher`` into ``student``: ``finetune(method="distill", ...)`` under another name.
+    """Distill ``teacher`` into ``student``: :func:`finetune` with the distillation method.
 
     Args:
         teacher: The fine-tuned teacher (an hftl output directory, a LoRA output directory or a Hub id).
@@ -287,7 +283,7 @@ def distill(
         >>> result = distill(teacher="outputs/minilm-bbc", student_layers=3, dataset="bbc-news")
         >>> result.metrics["test_accuracy"], result.metrics["teacher_test_accuracy"]
     """
-    return finetune(method="distill", teacher=teacher, model=student, dataset=dataset, **options)
+    return finetune(method=Distillation.name, teacher=teacher, model=student, dataset=dataset, **options)
 
 
 def _raise_if_stopped(trainer: HftlTrainer, output_dir: str) -> None:
@@ -328,7 +324,7 @@ def _load_processor_and_config(task, path: str, labels: LabelSpace, model_args: 
         raise
     except (OSError, ValueError, KeyError) as exc:
         if not model_args.trust_remote_code and "trust_remote_code" in str(exc):
-            raise ModelNotFoundError(  # the same line as for a distillation teacher (distillation/teacher.py)
+            raise ModelNotFoundError(  # the same line as for a distillation teacher (methods/distill/teacher.py)
                 f"Model '{model_args.model}' needs code of its own to load (its auto_map), which hftl runs only "
                 "when asked: pass --trust_remote_code if you trust its code."
             ) from None
@@ -356,7 +352,7 @@ def _resolve_auto_settings(task, method, data, data_args, training_args, process
         chosen.append(f"max_length={model_limit} (the model maximum; {max_length} was asked)")
         max_length = model_limit
     if training_args.learning_rate is None:
-        tuned = data.tuned.get("learning_rate", {}).get(method.tuned_as or method.name)
+        tuned = method.tuned_learning_rate(data_args.dataset, data.tuned)
         training_args.learning_rate = tuned or method.default_learning_rate
         why = f"tuned for {data_args.dataset}" if tuned else f"the {method.name} default"
         chosen.append(f"learning_rate={training_args.learning_rate:g} ({why})")

@@ -18,8 +18,8 @@ from transformers import (
 )
 
 from hftl import ConfigError, distill, finetune
-from hftl.distillation.loss import distillation_loss, hidden_state_loss, soft_target_loss
-from hftl.distillation.student import kept_layer_indices, truncate_layers
+from hftl.methods.distill import kept_layer_indices, truncate_layers
+from hftl.methods.distill.loss import distillation_loss, hidden_state_loss, soft_target_loss
 
 from .conftest import TINY_TRAINING, make_rows, tokenizer_source, write_csv
 
@@ -246,8 +246,8 @@ def test_student_with_another_tokenizer_is_refused(teacher_dir, topics_csv, tmp_
 def teacher_calls(monkeypatch):
     """Records every teacher pass: each ``teacher_logits()`` call (the cached-logits pass and the test
     evaluation) with its dataset, and each training step's batch with the logits the teacher gave."""
-    import hftl.methods.distill as distill_method
-    from hftl.distillation.trainer import DistillationTrainer
+    import hftl.methods.distill.method as distill_method
+    from hftl.methods.distill.trainer import DistillationTrainer
 
     calls = {"passes": [], "steps": []}
     whole_pass, step_loss = distill_method.teacher_logits, DistillationTrainer.compute_loss
@@ -457,7 +457,7 @@ def test_cached_teacher_logits_come_from_the_caching_pass_row_for_row(
 def test_cached_logits_give_the_same_loss_as_the_online_teacher(tmp_path):
     from transformers import TrainingArguments
 
-    from hftl.distillation.trainer import DistillationTrainer
+    from hftl.methods.distill.trainer import DistillationTrainer
 
     torch.manual_seed(0)
     config = BertConfig(

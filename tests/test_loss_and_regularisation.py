@@ -140,7 +140,7 @@ def test_a_weight_list_of_the_wrong_length_is_one_line_before_any_model(tiny_opt
 
 
 def test_distillation_weights_its_true_label_term(tmp_path):
-    from hftl.distillation.trainer import DistillationTrainer
+    from hftl.methods.distill.trainer import DistillationTrainer
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,

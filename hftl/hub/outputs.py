@@ -12,7 +12,7 @@ from .plots import CURVES_FILE, plot_training_curves
 __all__ = ["write_card_and_images"]
 
 
-def _hyperparameters(method_args, data_args, training_args) -> dict:
+def _hyperparameters(method, method_args, data_args, training_args) -> dict:
     values = {
         "learning rate": training_args.learning_rate,
         "epochs": training_args.num_train_epochs
@@ -30,24 +30,7 @@ def _hyperparameters(method_args, data_args, training_args) -> dict:
         values["image size"] = data_args.image_size
     if data_args.augment:
         values["augmentation"] = data_args.augment
-    if method_args.method == "lora":
-        values.update(
-            {
-                "LoRA r": method_args.lora_r,
-                "LoRA alpha": method_args.lora_alpha,
-                "LoRA dropout": method_args.lora_dropout,
-            }
-        )
-    if method_args.method == "distill":
-        values.update(
-            {
-                "distillation alpha": method_args.distill_alpha,
-                "temperature": method_args.distill_temperature,
-                "teacher logits": method_args.teacher_logits,
-            }
-        )
-        if method_args.student_layers:
-            values["student layers"] = method_args.student_layers
+    values.update(method.card_hyperparameters(method_args))
     return values
 
 
@@ -130,14 +113,14 @@ def write_card_and_images(
         method=method.name,
         method_summary=method.summary,
         metrics=metrics,
-        hyperparameters=_hyperparameters(method_args, data_args, training_args),
+        hyperparameters=_hyperparameters(method, method_args, data_args, training_args),
         base_model=base_model,
         # a local file's path would publish the user's directory layout: its name is enough
         dataset=data_args.dataset
         if data.source.kind not in ("file", "folder")
         else Path(data_args.dataset).name,
         dataset_on_hub=dataset_on_hub,
-        teacher=_public_name(method_args.teacher) if method.name == "distill" else None,
+        teacher=_public_name(method.card_teacher(method_args)),
         usage=task.card_usage(title, labels, base_model, adapter),
         details=task.card_details(labels, metrics),
         tags=task.card_tags(labels),

@@ -1,35 +1,35 @@
-"""Adaptation methods, one module each, registered by name (``--method``)."""
+"""Adaptation methods, one module each, registered by name (``--method``).
+
+A method is a :class:`Method` subclass in a module of its own that ends with one
+:func:`register_method` call; the import below loads it. ``docs/extending.md`` walks through one.
+"""
 
 from __future__ import annotations
 
-from .._registry import Registry
 from ._base import Method, count_parameters
+from ._registry import (
+    check_method_switches,
+    default_method,
+    get_method,
+    method_help,
+    method_names,
+    methods_with,
+    register_method,
+)
 
-__all__ = ["Method", "register_method", "get_method", "method_names", "count_parameters"]
+# isort: split
+# each module ends with its register_method call: the import order is the order --help and the
+# error messages list the methods in
+from . import full, probe, lora, distill, ia3  # noqa: F401, I001
 
-_METHODS: Registry[Method] = Registry("method")
-
-
-def register_method(method: Method) -> Method:
-    """Register ``method`` under ``method.name``; a second registration of the same name is refused."""
-    return _METHODS.register(method.name, method)
-
-
-def method_names() -> list[str]:
-    return _METHODS.names()
-
-
-def get_method(name: str) -> Method:
-    """The registered method called ``name``, or a ConfigError listing the known ones."""
-    return _METHODS.get(name)
-
-
-from .distill import Distillation  # noqa: E402
-from .full import FullFineTuning  # noqa: E402
-from .lora import LoRA  # noqa: E402
-from .probe import LinearProbe  # noqa: E402
-
-register_method(FullFineTuning())
-register_method(LinearProbe())
-register_method(LoRA())
-register_method(Distillation())
+__all__ = [
+    "Method",
+    "check_method_switches",
+    "count_parameters",
+    "default_method",
+    "get_method",
+    "method_help",
+    "method_names",
+    "methods_with",
+    "register_method",
+]

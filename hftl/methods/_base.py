@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import torch
 from transformers import PreTrainedModel, Trainer
 
 from ..options.config import MethodArguments
+from ..trainer import HftlTrainer
 
 __all__ = ["Method", "count_parameters", "save_model_and_processor"]
 
@@ -32,20 +34,46 @@ def save_model_and_processor(trainer: Trainer, output_dir: str | Path, processor
 
 
 class Method:
-    """An adaptation method. Subclasses set ``name`` and ``default_learning_rate`` and override hooks.
+    """An adaptation method: subclass it, set the class variables, override the hooks, register the class
+    with :func:`hftl.methods.register_method`. Each run gets an instance of its own (it may hold state).
 
-    ``preflight`` runs on a weightless model skeleton before anything is loaded; ``prepare`` receives the
-    loaded model and the names of its head modules; ``save`` writes the trained result.
+    ``setup`` runs first in pre-flight; ``preflight`` on a weightless model skeleton before anything is
+    loaded; ``model_load_kwargs`` go to ``from_pretrained``; ``prepare`` receives the loaded model and
+    the names of its head modules; ``build_trainer`` makes the Trainer; ``save`` writes the result.
+    The remaining hooks feed the model card and ``--hp_search``.
+
+    Example:
+        >>> class BitFit(Method):
+        ...     name = "bitfit"
+        ...     default_learning_rate = 1e-3
+        ...     summary = help = "only biases and the head train"
+        ...     def prepare(self, model, head, method_args, base_model_id, *, task=None):
+        ...         for name, parameter in model.named_parameters():
+        ...             parameter.requires_grad_(name.endswith("bias") or name.split(".")[0] in head)
+        ...         return model
     """
 
     name: ClassVar[str]
     default_learning_rate: ClassVar[float]
-    summary: ClassVar[str] = ""
+    summary: ClassVar[str] = ""  # logged and written into the model card
+    help: ClassVar[str] = ""  # a few words for the ``--method`` help
+    # options a run of this method can't do without (named in the ``--method`` help)
+    required_options: ClassVar[tuple[str, ...]] = ()
+    # which options and schedules the method supports (each refused with the others, naming these)
+    trains_from_scratch: ClassVar[bool] = False  # --from_scratch: random weights
+    takes_student_layers: ClassVar[bool] = False  # --student_layers: a truncated copy of the model
+    unfreezes: ClassVar[bool] = False  # --unfreeze_schedule: frozen layers thawed during training
 
-    # a built-in dataset's tuned learning rate for this method is the one tuned for that method name
-    tuned_as: ClassVar[str | None] = None
+    # learning rates measured for this method on built-in datasets (dataset name -> rate): its auto rate there
+    tuned_learning_rates: ClassVar[dict[str, float]] = {}
     # class names in the order the model must use (a distillation teacher's), or None for the data's order
     label_order: list[str] | None = None
+
+    @classmethod
+    def tuned_learning_rate(cls, dataset: str | None, tuned: dict) -> float | None:
+        """The auto learning rate on ``dataset`` (``tuned``: its registered settings): the dataset's own
+        ``learning_rate[name]``, else the rate measured for this method there, else ``None``."""
+        return tuned.get("learning_rate", {}).get(cls.name) or cls.tuned_learning_rates.get(dataset or "")
 
     def setup(self, model_args, data_args, method_args: MethodArguments, task) -> None:
         """First pre-flight step, before the model is resolved: check and fill method-specific options."""
@@ -65,22 +93,42 @@ class Method:
         """Whether training rows without labels (``--label_fraction``) are of any use to this method."""
         return False
 
+    def model_load_kwargs(self, method_args: MethodArguments) -> dict[str, Any]:
+        """Keyword arguments for the pretrained model's ``from_pretrained`` (dtype, quantization config).
+
+        fp32 master weights by default: mixed precision comes from Trainer's autocast.
+        """
+        return {"dtype": torch.float32}
+
+    def prepare(
+        self, model: PreTrainedModel, head: list[str], method_args: MethodArguments, base_model_id: str,
+        *, task=None,
+    ):  # fmt: skip
+        """The model to train: ``requires_grad`` set, adapters added (``head``: the new head's modules)."""
+        raise NotImplementedError
+
     def build_trainer(
         self, task, data, tokenized, collator, training_args, method_args, **trainer_kwargs
     ) -> Trainer:
         """The Trainer for this method; ``trainer_kwargs`` are the stock ``Trainer`` arguments."""
-        from ..trainer import HftlTrainer
-
         return HftlTrainer(**trainer_kwargs)
 
     def extra_metrics(self, trainer, tokenized, data, compute_metrics, preprocess, metrics) -> dict:
         """Method-specific results added to ``all_results.json`` after testing."""
         return {}
 
-    def prepare(
-        self, model: PreTrainedModel, head: list[str], method_args: MethodArguments, base_model_id: str
-    ):
-        raise NotImplementedError
-
     def save(self, trainer: Trainer, output_dir: str | Path, processor, method_args: MethodArguments) -> None:
         save_model_and_processor(trainer, output_dir, processor)
+
+    def card_hyperparameters(self, method_args: MethodArguments) -> dict[str, Any]:
+        """The method's own settings for the model card's hyperparameter list (label -> value)."""
+        return {}
+
+    def card_teacher(self, method_args: MethodArguments) -> str | None:
+        """The model this one learned from besides its base (a distillation teacher), for the card."""
+        return None
+
+    def search_space(self, method_args: MethodArguments, training_args) -> dict[str, Any]:
+        """``--hp_search`` dimensions of the method's own, in ``--hp_space`` form: ``option: [choices]``
+        or ``{low, high, log}`` (the configured value is added to each, so trial 0 fits)."""
+        return {}

@@ -8,6 +8,7 @@ from .._modules import within
 from ..errors import ConfigError
 from ..techniques.batchnorm import FROZEN_STATISTICS
 from ._base import Method
+from ._registry import register_method
 
 __all__ = ["LinearProbe"]
 
@@ -24,8 +25,10 @@ class LinearProbe(Method):
     name = "linear-probe"
     default_learning_rate = 5e-3
     summary = "backbone frozen, only the classification head trains"
+    help = "only the new head trains"
+    tuned_learning_rates = {"bbc-news": 3e-2}
 
-    def prepare(self, model, head, method_args, base_model_id):
+    def prepare(self, model, head, method_args, base_model_id, *, task=None):
         if not head:
             raise ConfigError(
                 "linear-probe found no head module to train in this model; use --method full or lora."
@@ -45,3 +48,6 @@ class LinearProbe(Method):
 def _eval_mode(module: nn.Module, args) -> None:
     """Forward pre-hook: run in eval mode whatever ``model.train()`` said (a frozen BatchNorm)."""
     module.training = False
+
+
+register_method(LinearProbe)

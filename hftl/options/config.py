@@ -7,13 +7,14 @@ a run, from the method, the dataset and the model; the choices are printed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from .checks import check_options
 from .training_args import HftlTrainingArguments  # its own module; importable from here as before
 
-__all__ = ["ModelArguments", "DataArguments", "MethodArguments", "HftlTrainingArguments"]
+__all__ = ["ModelArguments", "DataArguments", "MethodArguments", "HftlTrainingArguments", "METHOD_CHOICES"]
 
 
 @dataclass
@@ -195,14 +196,34 @@ class DataArguments:
         return [name.strip() for name in self.text_column.split(",") if name.strip()]
 
 
+class MethodChoices:
+    """What ``--method`` offers: :mod:`hftl.methods` connects its registry here when it loads, so the
+    option's names, default and help come from the registered methods while this package imports none."""
+
+    def __init__(self):
+        self._default: Callable[[], str] | None = None
+        self._help: Callable[[], str] | None = None
+
+    def connect(self, *, default: Callable[[], str], help: Callable[[], str]) -> None:
+        self._default, self._help = default, help
+
+    def default(self) -> str:
+        return self._default()
+
+    def help(self) -> str:
+        return self._help()
+
+
+METHOD_CHOICES = MethodChoices()
+
+
 @dataclass
 class MethodArguments:
     """How the pretrained model is adapted.
 
     Args:
-        method: ``full`` (every parameter trains), ``linear-probe`` (only the new head trains),
-            ``lora`` (peft LoRA adapters plus the new head) or ``distill`` (a student learns from
-            ``teacher``).
+        method: A registered method's name (``hftl --help`` lists them); default: full fine-tuning,
+            every parameter trains. The Methods page describes each.
         teacher: The fine-tuned teacher for ``distill``.
         student_layers: ``distill``: the student is the teacher with this many layers.
         distill_alpha: ``distill``: weight of the true-label loss.
@@ -217,13 +238,13 @@ class MethodArguments:
         lora_merge: Also save a merged model that stock transformers loads without peft.
 
     Example:
-        >>> MethodArguments(method="lora", lora_r=16).lora_r
+        >>> MethodArguments(lora_r=16).lora_r
         16
     """
 
     method: str = field(
-        default="full",
-        metadata={"help": "Adaptation method: full, linear-probe, lora or distill (needs --teacher)."},
+        default_factory=METHOD_CHOICES.default,  # full fine-tuning, as hftl.methods registers it
+        metadata={"help": "Adaptation method (the parser lists the registered ones)."},
     )
     teacher: str | None = field(
         default=None,

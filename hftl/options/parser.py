@@ -14,7 +14,7 @@ from transformers import HfArgumentParser
 
 from ..errors import ConfigError, first_line
 from .checks import coerce_value
-from .config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
+from .config import METHOD_CHOICES, DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 
 __all__ = ["HftlArgumentParser", "make_parser"]
 
@@ -51,11 +51,13 @@ class HftlArgumentParser(HfArgumentParser):
 
     Example:
         >>> parser = make_parser()
-        >>> model_args, data_args, method_args, training_args = parser.parse(["--method", "lora"])
+        >>> model_args, data_args, method_args, training_args = parser.parse(["--dataset", "bbc-news"])
     """
 
     def __init__(self, dataclass_types=ARGUMENT_CLASSES, **kwargs):
         super().__init__(dataclass_types, conflict_handler="resolve", **kwargs)
+        if MethodArguments in self.dataclass_types:  # every registered method, with its few words
+            next(a for a in self._actions if a.dest == "method").help = METHOD_CHOICES.help()
         if DataArguments in self.dataclass_types:
             help_text = next(a.help for a in self._actions if a.dest == "text_column")
             self.add_argument(

@@ -11,8 +11,13 @@ from typing import Any
 
 import yaml
 
+from ..data.builtin import builtin_datasets
 from ..errors import ConfigError
+from ..methods import get_method
+from ..options._collect import init_values
 from ..options.config import HftlTrainingArguments
+from ..options.parser import build_dataclass, did_you_mean
+from ..tasks import get_task
 
 __all__ = ["Dimension", "search_space", "read_space_file", "centers", "baseline", "owners", "trial_arguments"]
 
@@ -64,15 +69,12 @@ def owners(arguments: tuple) -> dict[str, Any]:
 def centers(arguments: tuple) -> tuple[float, float]:
     """The learning rate and epochs a plain run would use: the user's, else the built-in dataset's tuned
     values for the method, else the method's default (as ``finetune`` resolves them on auto)."""
-    from ..data.builtin import builtin_datasets
-    from ..methods import get_method
-    from ..tasks import get_task
-
     model_args, data_args, method_args, training_args = arguments
     method = get_method(method_args.method)
-    spec = builtin_datasets().get(data_args.dataset or get_task(model_args.task).demo_dataset)
+    dataset = data_args.dataset or get_task(model_args.task).demo_dataset
+    spec = builtin_datasets().get(dataset)
     tuned = spec.tuned if spec else {}
-    lr = training_args.learning_rate or tuned.get("learning_rate", {}).get(method.tuned_as or method.name)
+    lr = training_args.learning_rate or method.tuned_learning_rate(dataset, tuned)
     epochs = training_args.num_train_epochs or tuned.get("num_train_epochs") or 3
     return lr or method.default_learning_rate, float(epochs)
 
@@ -89,26 +91,24 @@ def search_space(arguments: tuple) -> list[Dimension]:
     by_epochs = training_args.max_steps <= 0  # --max_steps overrides epochs, and unfreezing counts epochs
     if by_epochs:
         space.append(Dimension("num_train_epochs", low=1, high=max(3, math.ceil(2 * epochs)), integer=True))
-    if method_args.method == "lora":
-        space += [
-            Dimension("lora_r", choices=_with((4, 8, 16, 32), method_args.lora_r)),
-            Dimension("lora_alpha", choices=_with((8, 16, 32, 64), method_args.lora_alpha)),
-            Dimension("lora_dropout", low=0.0, high=max(0.3, method_args.lora_dropout)),
-        ]
-    elif method_args.method == "full":
-        if by_epochs:
-            schedules = _with(("none", "head-first"), training_args.unfreeze_schedule)
-            space.append(Dimension("unfreeze_schedule", choices=schedules))
-        decays = _with((None, 0.65, 0.75, 0.85, 0.95), training_args.layer_decay)
-        space.append(Dimension("layer_decay", choices=decays))
+    held = owners(arguments)
+    own = get_method(method_args.method)().search_space(method_args, training_args)
+    for name, spec in own.items():  # widened to the configured value, so trial 0 fits
+        value = getattr(held[name], name)
+        if isinstance(spec, dict):
+            low, high = spec["low"], spec["high"]
+            if value is not None:
+                low, high = min(low, value), max(high, value)
+            integer = isinstance(low, int) and isinstance(high, int)
+            space.append(Dimension(name, low=low, high=high, log=bool(spec.get("log")), integer=integer))
+        else:
+            space.append(Dimension(name, choices=_with(tuple(spec), value)))
     return space
 
 
 def read_space_file(path: str, space: list[Dimension], known: list[str]) -> list[Dimension]:
     """``--hp_space`` YAML: ``option: [choices]`` | ``{low, high, log}`` | ``null`` (not searched);
     the other default dimensions stay."""
-    from ..options.parser import did_you_mean
-
     file = Path(path)
     try:
         entries = yaml.safe_load(file.read_text()) if file.is_file() else None
@@ -164,9 +164,6 @@ def baseline(arguments: tuple, space: list[Dimension]) -> dict:
 
 def trial_arguments(arguments: tuple, params: dict) -> tuple:
     """Fresh argument dataclasses with ``params`` applied, validated as if the user had given them."""
-    from ..options._collect import init_values
-    from ..options.parser import build_dataclass
-
     built = []
     for instance in arguments:
         values = init_values(instance)

@@ -18,6 +18,7 @@ The stack is found by structure, not by one family's names:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -270,14 +271,16 @@ def discriminative_param_groups(
     return ordered
 
 
-def check_layer_options(skeleton: nn.Module, args, method_name: str) -> None:
-    """Pre-flight, on the weightless model: the switches that need the model's structure or method."""
+def check_layer_options(skeleton: nn.Module, args, method_name: str, unfreezing: Sequence[str]) -> None:
+    """Pre-flight, on the weightless model: the switches that need the model's structure or method
+    (``unfreezing``: the methods that take an unfreeze schedule)."""
     schedule = getattr(args, "unfreeze_schedule", "none")
-    if schedule != "none" and method_name != "full":
+    if schedule != "none" and method_name not in unfreezing:
+        methods = " or ".join(unfreezing)
         raise ConfigError(
-            f"--unfreeze_schedule {schedule} works with --method full only (got {method_name}); a linear "
+            f"--unfreeze_schedule {schedule} works with --method {methods} only (got {method_name}); a linear "
             "probe never unfreezes and LoRA's adapters are already a small trainable set: drop the "
-            "schedule, or use --method full."
+            f"schedule, or use --method {methods}."
         )
     optim = str(getattr(args.optim, "value", args.optim)).lower()
     if uses_param_groups(args) and any(token in optim for token in _OWN_GROUPS):

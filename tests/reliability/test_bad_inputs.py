@@ -22,6 +22,7 @@ import torch
 from transformers import ViTConfig, ViTModel
 
 from hftl import ConfigError, DataError, DatasetNotFoundError, ModelNotFoundError, finetune
+from hftl.methods import method_names
 from hftl.tasks._base import Task
 from hftl.tasks.image_classification import ImageClassification
 from hftl.tasks.text_classification import TextClassification
@@ -266,7 +267,7 @@ CASES = [
     Case(
         "unknown-method", "--method prune", "Refused, listing the methods.",
         lambda env: {"method": "prune"},
-        ConfigError, "Unknown method 'prune'; choose one of: full, linear-probe, lora, distill.",
+        ConfigError, f"Unknown method 'prune'; choose one of: {', '.join(method_names())}.",
     ),
     Case(
         "unknown-task", "--task translation", "Refused, listing the tasks.",

@@ -11,10 +11,10 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import AutoConfig, PretrainedConfig
 
-from .._batch import model_inputs
-from .._log import log
-from ..errors import ConfigError, HftlError, ModelNotFoundError, first_line
-from ..resolve import resolve_model
+from ..._batch import model_inputs
+from ..._log import log
+from ...errors import ConfigError, HftlError, ModelNotFoundError, first_line
+from ...resolve import resolve_model
 
 __all__ = [
     "TeacherSource",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..trainer import HftlTrainer
+from ...trainer import HftlTrainer
 from .loss import distillation_loss, hidden_state_loss
 from .teacher import teacher_inputs
 
@@ -28,7 +28,7 @@ class DistillationTrainer(HftlTrainer):
         hidden_weight: Weight of the hidden-state MSE (0 turns it off).
         layer_map: ``(student, teacher)`` indices into ``output_hidden_states`` for that MSE.
         pixel_map: Turns the student's pixels into the teacher's (images whose mean/std or size
-            differ; see :class:`~hftl.distillation.teacher.PixelMap`); ``None`` for text or equal settings.
+            differ; see :class:`~hftl.methods.distill.teacher.PixelMap`); ``None`` for text or equal settings.
     """
 
     def __init__(

@@ -1,4 +1,5 @@
-"""A student built from the teacher: the same model with fewer encoder layers (DistilBERT-style)."""
+"""A smaller copy of a model, with fewer encoder layers (DistilBERT-style): a distillation student, or
+``--method full --student_layers`` (distillation's no-teacher baseline)."""
 
 from __future__ import annotations
 

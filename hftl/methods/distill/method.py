@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from .._batch import model_inputs
-from .._log import log
-from ..distillation.student import check_student_layers, layer_count_attribute, truncate_layers
-from ..distillation.teacher import (
+from ..._batch import model_inputs
+from ..._log import log
+from ...errors import ConfigError
+from ...tasks.image_classification import settings_from_processor
+from .._base import Method, save_model_and_processor
+from .._registry import register_method
+from .._student import check_student_layers, layer_count_attribute, truncate_layers
+from ..full import FullFineTuning
+from .teacher import (
     find_teacher,
     load_teacher,
     teacher_inputs,
@@ -15,9 +20,7 @@ from ..distillation.teacher import (
     teacher_logits,
     teacher_pixel_map,
 )
-from ..distillation.trainer import DistillationTrainer, add_projection, remove_projection
-from ..errors import ConfigError
-from ._base import Method, save_model_and_processor
+from .trainer import DistillationTrainer, add_projection, remove_projection
 
 __all__ = ["Distillation"]
 
@@ -42,8 +45,15 @@ class Distillation(Method):
 
     name = "distill"
     default_learning_rate = 5e-5
-    tuned_as = "full"  # every student parameter trains, as in full fine-tuning
     summary = "the student trains on true labels and the teacher's soft targets"
+    help = "a student learns from a fine-tuned teacher"
+    required_options = ("teacher",)
+    takes_student_layers = True
+
+    @classmethod
+    def tuned_learning_rate(cls, dataset, tuned) -> float | None:
+        # every student parameter trains, as in full fine-tuning: its tuned rates apply
+        return FullFineTuning.tuned_learning_rate(dataset, tuned)
 
     def setup(self, model_args, data_args, method_args, task) -> None:
         self.source = find_teacher(method_args.teacher, model_args.revision, model_args.trust_remote_code)
@@ -53,7 +63,7 @@ class Distillation(Method):
         self.pixel_map = None
         if method_args.teacher_logits not in ("online", "cache"):
             raise ConfigError(f"--teacher_logits must be online or cache (got {method_args.teacher_logits}).")
-        if method_args.distill_hidden_weight and task.name != "text-classification":
+        if method_args.distill_hidden_weight and task.modality != "text":
             raise ConfigError(
                 "--distill_hidden_weight matches transformer hidden states; it works for text models only."
             )
@@ -108,14 +118,12 @@ class Distillation(Method):
                     f"({len(processor)} tokens); hftl feeds both models the same token ids, so pick a student "
                     "with the teacher's tokenizer, or use --student_layers to distill into a truncated teacher."
                 )
-        if processor is not None and task is not None and task.name == "image-classification":
+        if processor is not None and task is not None and task.modality == "image":
             self.pixel_map = self._pixel_map(processor, data_args)
 
     def _pixel_map(self, student_processor, data_args):
         """How the student's pixels become the teacher's: its image processor's mean, std and size."""
         from transformers import AutoImageProcessor
-
-        from ..tasks.image_classification import settings_from_processor
 
         teacher_processor = self.source.load(
             "image processor", AutoImageProcessor.from_pretrained, self.source.processor_path,
@@ -125,7 +133,7 @@ class Distillation(Method):
         student_size = (data_args.image_size if data_args is not None else None) or student.size
         return teacher_pixel_map(student, settings_from_processor(teacher_processor), student_size)
 
-    def prepare(self, model, head, method_args, base_model_id):
+    def prepare(self, model, head, method_args, base_model_id, *, task=None):
         if method_args.student_layers:
             model, self.kept_layers = truncate_layers(model, method_args.student_layers)
             log(f"student keeps teacher layers {self.kept_layers}")
@@ -135,9 +143,7 @@ class Distillation(Method):
         return model
 
     def learns_from_unlabelled(self, task) -> bool:
-        return (
-            task.name == "text-classification"
-        )  # images: the unlabelled rows would need the train transform
+        return task.modality == "text"  # images: the unlabelled rows would need the train transform
 
     def build_trainer(self, task, data, tokenized, collator, training_args, method_args, **trainer_kwargs):
         self.teacher = load_teacher(self.source, task)
@@ -241,6 +247,19 @@ class Distillation(Method):
         remove_projection(trainer.accelerator.unwrap_model(trainer.model))
         save_model_and_processor(trainer, output_dir, processor)
 
+    def card_hyperparameters(self, method_args) -> dict:
+        values = {
+            "distillation alpha": method_args.distill_alpha,
+            "temperature": method_args.distill_temperature,
+            "teacher logits": method_args.teacher_logits,
+        }
+        if method_args.student_layers:
+            values["student layers"] = method_args.student_layers
+        return values
+
+    def card_teacher(self, method_args) -> str | None:
+        return method_args.teacher
+
 
 @torch.inference_mode()
 def inference_latency(model, inputs: dict, repeats: int = 5) -> float:
@@ -285,3 +304,6 @@ def _add_column(dataset, name: str, values: list):
     if transform is None:
         return dataset.add_column(name, values)
     return dataset.with_format(None).add_column(name, values).with_transform(transform)
+
+
+register_method(Distillation)
