@@ -11,8 +11,13 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
 
 from hftl import finetune
+from hftl.methods import get_method, method_names
 
 from .test_image import TINY, image_folder, tiny_resnet  # noqa: F401 - the fixtures
+
+
+# every registered method that runs on a model and data alone (distillation also needs a teacher)
+STANDALONE_METHODS = [name for name in method_names() if not get_method(name).required_options]
 
 
 class Snapshot(TrainerCallback):
@@ -143,7 +148,7 @@ def test_lora_without_merge_keeps_only_the_adapter(tiny_options):
     assert not (result.output_dir / "model.safetensors").exists()
 
 
-@pytest.mark.parametrize("method", ["full", "linear-probe", "lora"])
+@pytest.mark.parametrize("method", STANDALONE_METHODS)
 def test_outputs_hold_results_config_and_labels(tiny_options, method):
     result = finetune(method=method, **tiny_options)
     out = result.output_dir

@@ -12,6 +12,8 @@ import torch
 
 from hftl import finetune
 
+from .test_methods import STANDALONE_METHODS
+
 TEXTS = ["the team won the cup final", "a new phone chip for data networks", "the minister lost the vote"]
 
 LOAD_AND_PREDICT = """
@@ -27,7 +29,7 @@ print(json.dumps({"logits": logits.tolist(), "labels": labels}))
 """
 
 
-@pytest.mark.parametrize("method", ["full", "linear-probe", "lora"])
+@pytest.mark.parametrize("method", STANDALONE_METHODS)
 def test_fresh_process_reproduces_logits_and_names_labels(run_forked, tiny_options, method):
     result = finetune(method=method, learning_rate=1e-2, **tiny_options)
     model = result.trainer.model.eval().cpu()  # compare on CPU: GPU matmuls may run in TF32

@@ -12,7 +12,7 @@ import torch
 from hftl import ConfigError, ModelNotFoundError, finetune
 
 from .test_image import TINY, image_folder, pipeline_labels  # noqa: F401 - the fixture
-from .test_methods import StateSnapshot, check_lora_on_pointwise_convs
+from .test_methods import STANDALONE_METHODS, StateSnapshot, check_lora_on_pointwise_convs
 
 timm = pytest.importorskip("timm")
 ARCH = "test_efficientnet"  # timm's own tiny test model (100k parameters)
@@ -43,7 +43,7 @@ def changed_state(model, before: dict) -> set[str]:
     return {name for name, tensor in before.items() if not torch.equal(tensor, after[name].detach().cpu())}
 
 
-@pytest.mark.parametrize("method", ["full", "linear-probe", "lora"])
+@pytest.mark.parametrize("method", STANDALONE_METHODS)
 def test_each_method_trains_the_right_parameters_and_round_trips(tiny_timm, image_folder, tmp_path, method):  # noqa: F811
     from transformers import AutoModelForImageClassification, TrainerCallback
 
