@@ -23,6 +23,7 @@ from ..errors import ConfigError, HftlError, TrainingStopped
 from ..hub.publish import check_run_can_push, push_run
 from ..run.output_dir import prepare_output_dir
 from ..run.run_files import config_values
+from ..tasks import get_task
 from .space import baseline, centers, owners, read_space_file, search_space, trial_arguments
 
 __all__ = ["run_search", "SEARCH_DIR", "TRIALS_DIR", "INSTALL_HINT"]
@@ -32,15 +33,13 @@ TRIALS_DIR = "trials"  # trial-<n>/: one finetune() output folder per trial
 INSTALL_HINT = "--hp_search optuna needs optuna, which is not installed: pip install 'hftl[search]' (or pip install optuna)."
 
 
-def _objective(training_args) -> tuple[tuple[str, ...], str]:
+def _objective(task, training_args) -> tuple[tuple[str, ...], str]:
     """The metric keys to read (the first one present wins) and the direction."""
     metric = training_args.metric_for_best_model
-    if not metric:  # accuracy, or for multi-label the headline micro-F1 (at the tuned threshold)
-        return ("eval_accuracy", "eval_micro_f1"), "maximize"
-    from ..techniques.early_stopping import evaluation_metrics
-
+    if not metric:  # the task's headline metric (for classification: accuracy, or multi-label micro-F1)
+        return tuple(f"eval_{name}" for name in task.headline_metrics()), "maximize"
     name = metric.removeprefix("eval_")
-    known = list(dict.fromkeys(evaluation_metrics(False) + evaluation_metrics(True)))  # single, multi-label
+    known = task.metric_names()  # every name a run of this task reports
     if name not in known:
         raise ConfigError(
             f"--metric_for_best_model {metric} is not a validation metric hftl computes; --hp_search needs one "
@@ -58,7 +57,7 @@ def _preflight(arguments: tuple) -> tuple[list, tuple[str, ...], str, Path]:
         raise ConfigError("--hp_search starts fresh trials and can't resume; drop --resume_from_checkpoint.")
     if training_args.push_to_hub:  # the best trial is pushed at the end, no trial on its own
         check_run_can_push(training_args)
-    keys, direction = _objective(training_args)
+    keys, direction = _objective(get_task(arguments[0].task), training_args)
     space = search_space(arguments)
     if training_args.hp_space:
         space = read_space_file(training_args.hp_space, space, list(owners(arguments)))

@@ -147,6 +147,11 @@ class Task:
         """The metric a card's training curves and summaries show (without ``eval_``)."""
         return self.metric_names(labels)[1]
 
+    def headline_metrics(self) -> list[str]:
+        """Every metric a run of this task may headline, one per kind of label space: what
+        ``--hp_search`` maximises unless ``--metric_for_best_model`` says otherwise (the first a trial reports)."""
+        raise NotImplementedError
+
     def after_training(self, trainer, model, labels: LabelSpace) -> dict:
         """Settings tuned on the validation split after training (recorded in ``model.config``), with the
         validation metrics they change."""

@@ -109,6 +109,9 @@ class ClassificationTask(Task):
     def headline_metric(self, labels: LabelSpace) -> str:
         return "micro_f1" if labels.multi_label else "accuracy"
 
+    def headline_metrics(self) -> list[str]:
+        return ["accuracy", "micro_f1"]  # single-label, multi-label (at the tuned threshold)
+
     def after_training(self, trainer, model, labels: LabelSpace) -> dict:
         return threshold_from_validation(trainer, model) if labels.multi_label else {}
 

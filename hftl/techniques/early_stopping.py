@@ -12,18 +12,9 @@ from __future__ import annotations
 from transformers import EarlyStoppingCallback
 
 from .._log import log
-from ..data.labels import LabelSpace
 from ..errors import ConfigError
-from ..tasks import get_task
 
-__all__ = ["check_best_metric", "add_early_stopping", "evaluation_metrics"]
-
-
-def evaluation_metrics(multi_label: bool) -> list[str]:
-    """The names a classification evaluation reports (without ``eval_``). Kept for
-    ``search/trials.py`` until it asks its task: ``get_task(name).metric_names()``."""
-    space = LabelSpace(["a", "b"], multi_label=multi_label)
-    return get_task("text-classification").metric_names(space)  # image classification reports the same
+__all__ = ["check_best_metric", "add_early_stopping"]
 
 
 def check_best_metric(training_args, known: list[str], kind: str) -> None:
