@@ -109,16 +109,19 @@ class PeftMethod(Method):
         targets = self.chosen_targets(method_args) or default_targets(model, self.target_mapping, head)
         if not targets:
             available = ", ".join(sorted(adaptable_names(model))[:15])
-            how = (
-                f"pass {self.targets_option} with names"
-                if self.targets_option
-                else "use a method that trains"
-            )
             raise ConfigError(
-                f"No default {self.label} targets for model type '{model.config.model_type}'; {how} from this "
-                f"model's layers: {available}."
+                f"No default {self.label} targets for model type '{model.config.model_type}'; "
+                + self._fix(f"pass {self.targets_option} with names from this model's layers: {available}.")
             )
         return targets
+
+    def _fix(self, with_option: str) -> str:
+        """What the user can do about the targets: name them with the tuner's flag, else pick another method."""
+        return (
+            with_option
+            if self.targets_option
+            else f"{self.label} takes no target option: pick another --method."
+        )
 
     def preflight(self, skeleton, method_args, **context) -> None:
         adaptable = adaptable_names(skeleton)
@@ -128,7 +131,7 @@ class PeftMethod(Method):
                 available = ", ".join(sorted(adaptable)[:15])
                 raise ConfigError(
                     f"{self.label} target '{target}' matches no layer of this {skeleton.config.model_type} model; "
-                    f"fix {self.targets_option} (layer names here: {available})."
+                    + self._fix(f"fix {self.targets_option} (layer names here: {available}).")
                 )
 
     def prepare(self, model, head, method_args, base_model_id, *, task=None):
