@@ -15,7 +15,6 @@ from hftl.methods import get_method, method_names
 
 from .test_image import TINY, image_folder, tiny_resnet  # noqa: F401 - the fixtures
 
-
 # every registered method that runs on a model and data alone (distillation also needs a teacher)
 STANDALONE_METHODS = [name for name in method_names() if not get_method(name).required_options]
 
