@@ -65,7 +65,7 @@ def test_errors_share_one_base_class():
     ],
 )
 def test_model_and_dataset_default_to_the_tasks_demo(monkeypatch, tmp_path, task, model, dataset):
-    import hftl.api
+    import hftl.plan
 
     seen = {}
 
@@ -73,7 +73,7 @@ def test_model_and_dataset_default_to_the_tasks_demo(monkeypatch, tmp_path, task
         seen["model"] = name
         raise ModelNotFoundError("stop here")
 
-    monkeypatch.setattr(hftl.api, "resolve_model", stop)
+    monkeypatch.setattr(hftl.plan, "resolve_model", stop)
     with pytest.raises(ModelNotFoundError):
         finetune(task=task, output_dir=str(tmp_path / "out"))
     assert seen["model"] == model

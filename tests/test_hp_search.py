@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-import hftl.api
+import hftl.search.trials
 from hftl import ConfigError, FinetuneResult, TrainingStopped, finetune, make_parser
 from hftl.trainer import NonFiniteLossError
 
@@ -138,7 +138,7 @@ def fake_finetune(monkeypatch):
     pytest.importorskip("optuna")
     fake = FakeFinetune()
     monkeypatch.setattr(
-        hftl.api, "finetune", fake
+        hftl.search.trials, "run_finetuning", fake
     )  # what the search calls per trial; finetune() here is real
     return fake
 

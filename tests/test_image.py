@@ -296,7 +296,7 @@ def test_from_scratch_recalibrates_batchnorm_statistics_for_the_final_weights(
     pretrained run leaves it off; a linear probe's frozen backbone keeps its statistics even when asked."""
     from transformers import AutoModelForImageClassification, ResNetModel
 
-    import hftl.api
+    import hftl.pipeline
     from hftl.techniques.batchnorm import recalibrate_batchnorm
 
     calls = []
@@ -306,7 +306,7 @@ def test_from_scratch_recalibrates_batchnorm_statistics_for_the_final_weights(
         calls.append((weights, recalibrate_batchnorm(trainer, **kwargs)))
         return calls[-1][1]
 
-    monkeypatch.setattr(hftl.api, "recalibrate_batchnorm", spy)
+    monkeypatch.setattr(hftl.pipeline, "recalibrate_batchnorm", spy)
     options = dict(
         task="image-classification", dataset=str(image_folder), learning_rate=5e-2, augment="none", **TINY
     )

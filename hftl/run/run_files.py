@@ -134,13 +134,17 @@ def _plain(value):
     return value.value if isinstance(value, Enum) else value
 
 
-def config_values(arguments: tuple) -> dict:
+def config_values(arguments: tuple, training_overrides: dict | None = None) -> dict:
     """The options as a flat ``--config`` YAML mapping; training options only where they differ from
-    hftl's defaults (so the file stays readable and still reruns the same job)."""
+    hftl's defaults (so the file stays readable and still reruns the same job). ``training_overrides``:
+    training options to record as given there rather than as the run used them."""
     values: dict = {}
     for instance in arguments:
         if isinstance(instance, HftlTrainingArguments):
-            current = instance.to_dict()  # enums as strings, tokens redacted
+            current = {
+                **instance.to_dict(),
+                **(training_overrides or {}),
+            }  # enums as strings, tokens redacted
             for spec in dataclasses.fields(instance):
                 if (
                     spec.init
@@ -155,13 +159,19 @@ def config_values(arguments: tuple) -> dict:
     return values
 
 
-def write_run_files(output_dir: str | Path, metrics: dict, report: dict, arguments: tuple) -> None:
+def write_run_files(
+    output_dir: str | Path,
+    metrics: dict,
+    report: dict,
+    arguments: tuple,
+    training_overrides: dict | None = None,
+) -> None:
     """``all_results.json`` (as HF examples write it), the per-class test report, and the resolved
-    config as YAML (rerun with ``--config``)."""
+    config as YAML (rerun with ``--config``; ``training_overrides`` as for :func:`config_values`)."""
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / RESULTS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     (folder / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     (folder / CONFIG_FILE).write_text(
-        CONFIG_HEADER + yaml.safe_dump(config_values(arguments), sort_keys=False)
+        CONFIG_HEADER + yaml.safe_dump(config_values(arguments, training_overrides), sort_keys=False)
     )

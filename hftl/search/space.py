@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -170,6 +169,6 @@ def trial_arguments(arguments: tuple, params: dict) -> tuple:
         if isinstance(instance, HftlTrainingArguments) and instance.auto_dataloader_workers:
             values["dataloader_num_workers"] = None  # __post_init__ put 0 there meanwhile; keep it on auto
         own = {name: value for name, value in params.items() if name in values}
-        # finetune() fills auto options in place: every trial gets its own copies
-        built.append(build_dataclass(type(instance), {**values, **own}) if own else copy.deepcopy(instance))
+        # a run resolves its own copies (hftl.plan), so an unchanged instance is shared as it is
+        built.append(build_dataclass(type(instance), {**values, **own}) if own else instance)
     return tuple(built)

@@ -21,9 +21,11 @@ import yaml
 from .._log import is_main_process, log
 from ..errors import ConfigError, HftlError, TrainingStopped
 from ..hub.publish import check_run_can_push, push_run
+from ..pipeline import run_finetuning
 from ..run.output_dir import prepare_output_dir
 from ..run.run_files import config_values
 from ..tasks import get_task
+from ..trainer import NonFiniteLossError
 from .space import baseline, centers, owners, read_space_file, search_space, trial_arguments
 
 __all__ = ["run_search", "SEARCH_DIR", "TRIALS_DIR", "INSTALL_HINT"]
@@ -141,8 +143,6 @@ def _write_tables(folder: Path, records: list[dict], metric: str, best: int | No
 
 def _run_trial(finetune, arguments: tuple, params: dict, out: Path, log_file: Path, callbacks):
     """One finetune() run: ``(result, None)``, or ``(None, error)`` for a failure that isn't the user's."""
-    from ..trainer import NonFiniteLossError
-
     fixed = dict(hp_search=None, hp_space=None, output_dir=str(out), push_to_hub=False, disable_tqdm=True)
     trial_args = trial_arguments(arguments, {**params, **fixed})
     try:
@@ -159,8 +159,6 @@ def _run_trial(finetune, arguments: tuple, params: dict, out: Path, log_file: Pa
 def run_search(arguments: tuple, callbacks=None):
     """Run ``n_trials`` finetune() trials proposed by optuna's TPE sampler seeded with ``seed``; return the
     best trial's :class:`hftl.FinetuneResult` (its model stays in its trial folder) with ``search_dir``."""
-    from .. import api
-
     training_args = arguments[3]
     space, keys, direction, root = _preflight(arguments)  # bad input first, then the missing package
     try:
@@ -196,7 +194,7 @@ def run_search(arguments: tuple, callbacks=None):
             )
             start = time.perf_counter()
             try:
-                result, error = _run_trial(api.finetune, arguments, params, out, log_file, callbacks)
+                result, error = _run_trial(run_finetuning, arguments, params, out, log_file, callbacks)
             except (
                 ConfigError
             ) as error:  # a searched value this model or method can't take: say how to skip it
