@@ -70,6 +70,8 @@ def test_ia3_saves_a_merged_model_for_pipeline_and_an_adapter_for_peft(run_forke
     with torch.no_grad():
         torch.testing.assert_close(adapted(**batch).logits, expected, atol=1e-5, rtol=0)
     assert json.loads((out / "adapter" / "label_names.json").read_text()) == ["politics", "sport", "tech"]
+    card = (out / "README.md").read_text()  # the card's snippet names the adapter the folder holds
+    assert "# or the IA3 adapter (head included)" in card and "LoRA" not in card
 
 
 def test_the_registry_holds_classes_and_each_run_gets_its_own_instance(tiny_options, monkeypatch):

@@ -106,7 +106,8 @@ def write_card_and_images(
     except ImportError:  # matplotlib missing: a card without images beats no card
         log("matplotlib is not installed: the model card has no images (pip install matplotlib)")
     title = training_args.hub_model_id or output_dir.name  # also the repo id the card's snippet loads
-    adapter = (output_dir / "adapter").is_dir()
+    # the adapter's kind ("LoRA", "IA3") when the output holds one beside the merged model
+    adapter = getattr(method, "label", "PEFT") if (output_dir / "adapter").is_dir() else None
     facts = CardFacts(
         title=title,
         pipeline_tag=task.pipeline_tag,

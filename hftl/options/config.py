@@ -177,7 +177,7 @@ class DataArguments:
     def __post_init__(self):
         if isinstance(self.text_column, (list, tuple)):  # YAML lists and Python lists are welcome too
             self.text_column = ",".join(self.text_column)
-        check_options(self)  # each numeric option against its range (hftl/_option_checks.py)
+        check_options(self)  # each numeric option against its range (hftl/options/checks.py)
         if self.validation_split_size + self.test_split_size >= 1.0:
             raise ConfigError(
                 "--validation_split_size plus --test_split_size must leave some data to train on "
@@ -309,7 +309,7 @@ class MethodArguments:
         if isinstance(self.lora_target_modules, (list, tuple)):
             self.lora_target_modules = ",".join(self.lora_target_modules)
         self.method = self.method.strip().lower().replace("_", "-")
-        check_options(self)  # each numeric option against its range (hftl/_option_checks.py)
+        check_options(self)  # each numeric option against its range (hftl/options/checks.py)
 
     @property
     def lora_targets(self) -> list[str] | None:

@@ -177,8 +177,9 @@ class Task:
         """Markdown lines of the card's summary list after the method and parameter count."""
         return []
 
-    def card_usage(self, repo_id: str, labels: LabelSpace, base_model: str | None, adapter: bool) -> str:
-        """The card's Python usage snippet for the model in ``repo_id``."""
+    def card_usage(self, repo_id: str, labels: LabelSpace, base_model: str | None, adapter: str | None) -> str:
+        """The card's Python usage snippet for the model in ``repo_id`` (``adapter``: the kind of adapter the
+        output also holds, e.g. ``LoRA``, or None)."""
         snippet = f'from transformers import pipeline\n\npredict = pipeline("{self.pipeline_tag}", model="{repo_id}")'
         return snippet + f"\nprint(predict({self.usage_example}))"
 

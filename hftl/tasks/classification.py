@@ -135,14 +135,14 @@ class ClassificationTask(Task):
             )
         return lines
 
-    def card_usage(self, repo_id: str, labels: LabelSpace, base_model: str | None, adapter: bool) -> str:
+    def card_usage(self, repo_id: str, labels: LabelSpace, base_model: str | None, adapter: str | None) -> str:
         snippet = f'from transformers import pipeline\n\nclassify = pipeline("{self.pipeline_tag}", model="{repo_id}"'
         snippet += ", top_k=None)" if labels.multi_label else ")"
         snippet += f"\nprint(classify({self.usage_example}))"
         if adapter:
             auto = self.auto_model_class.__name__
             snippet += (
-                f"\n\n# or the LoRA adapter (head included) on its base model\nfrom peft import PeftModel\n"
+                f"\n\n# or the {adapter} adapter (head included) on its base model\nfrom peft import PeftModel\n"
                 f"from transformers import {auto}\n\n"
                 f'base = {auto}.from_pretrained("{base_model or "<base model>"}", num_labels={len(labels)})\n'
                 f'model = PeftModel.from_pretrained(base, "{repo_id}", subfolder="adapter")'
