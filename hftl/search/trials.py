@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from .._log import is_main_process, log
-from ..errors import ConfigError, HftlError, TrainingStopped
+from ..errors import ConfigError, HftlError, TrainingStopped, first_line
 from ..hub.publish import check_run_can_push, push_run
 from ..pipeline import run_finetuning
 from ..run.output_dir import prepare_output_dir
@@ -153,7 +153,7 @@ def _run_trial(finetune, arguments: tuple, params: dict, out: Path, log_file: Pa
     except HftlError:  # bad input (ConfigError, DataError, ...) or a stop signal: the user's, at once
         raise
     except Exception as error:  # e.g. out of memory at a large batch size
-        return None, f"{type(error).__name__}: {str(error).strip()[:120]}".splitlines()[0]
+        return None, f"{type(error).__name__}: {first_line(error)[:120]}"
 
 
 def run_search(arguments: tuple, callbacks=None):
