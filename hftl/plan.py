@@ -125,6 +125,7 @@ def plan_run(
         training_args, method.name, resuming=resume is not None,
         resume_asked=bool(training_args.resume_from_checkpoint),
     )  # fmt: skip
+    training_args.output_dir = output_dir  # a fresh outputs/<timestamp>-<method> when none was given
     resolved = resolve_model(model_args.model, model_args.revision, model_args.weights)
     check_free_space(output_dir, resolved.path)  # a full disk would only show at the first save
     log(f"model: {model_args.model} ({resolved.source})")

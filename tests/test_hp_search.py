@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -13,10 +14,10 @@ import torch
 import yaml
 
 import hftl.search.trials
-from hftl import ConfigError, FinetuneResult, TrainingStopped, finetune, make_parser
+from hftl import ConfigError, FinetuneResult, HftlTrainingArguments, TrainingStopped, finetune, make_parser
 from hftl.trainer import NonFiniteLossError
 
-from .conftest import TOPICS
+from .conftest import TINY_TRAINING, TOPICS
 
 needs_optuna = pytest.mark.skipif(
     importlib.util.find_spec("optuna") is None, reason="pip install 'hftl[search]'"
@@ -286,3 +287,15 @@ def test_an_existing_search_is_not_overwritten(tiny_options, fake_finetune):
         finetune(hp_search="optuna", n_trials=1, **tiny_options)
     finetune(hp_search="optuna", n_trials=1, overwrite_output_dir=True, **tiny_options)
     assert len(fake_finetune.calls) == 2
+
+
+def test_a_search_leaves_the_callers_arguments_as_given(tiny_bert_dir, text_csv, fake_finetune, tmp_path, monkeypatch):
+    """No --output_dir: the search's root is a fresh outputs/<timestamp>-<method>-search folder, chosen
+    without writing it into the caller's training arguments (nor anything else)."""
+    monkeypatch.chdir(tmp_path)
+    training_args = HftlTrainingArguments(output_dir=None, hp_search="optuna", n_trials=2, **TINY_TRAINING)
+    before = {field.name: getattr(training_args, field.name) for field in dataclasses.fields(training_args)}
+    result = finetune(model=tiny_bert_dir, dataset=str(text_csv), training_args=training_args)
+    after = {field.name: getattr(training_args, field.name) for field in dataclasses.fields(training_args)}
+    assert after == before and training_args.output_dir is None
+    assert result.search_dir.resolve().parent.parent == (tmp_path / "outputs").resolve()

@@ -47,7 +47,8 @@ _CLUTTER = {".DS_Store", "Thumbs.db", "desktop.ini"}  # the desktop's own files:
 def prepare_output_dir(
     training_args: HftlTrainingArguments, method: str, resuming: bool, *, resume_asked: bool | None = None
 ) -> str:
-    """Set ``training_args.output_dir``: the user's folder, or a fresh ``outputs/<timestamp>-<method>``.
+    """The run's output folder: the user's ``--output_dir``, or a fresh ``outputs/<timestamp>-<method>``
+    (``training_args`` is read, not changed).
 
     The user's folder may not hold a finished run (unless ``--overwrite_output_dir``), nor, when
     ``resume_asked`` is given (a ``finetune()`` run, not a search's root), an interrupted run (hftl
@@ -71,7 +72,6 @@ def prepare_output_dir(
 
             path = broadcast_object_list([path])[0]
         _check_writable(Path(path))
-        training_args.output_dir = path
         log(f"output_dir: {path}")
         return path
     folder = Path(training_args.output_dir)
