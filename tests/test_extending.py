@@ -78,8 +78,10 @@ def test_the_registry_holds_classes_and_each_run_gets_its_own_instance(tiny_opti
     assert get_method("ia3") is IA3 and "ia3" in method_names()
     with pytest.raises(ValueError, match="already registered"):
         register_method(IA3)
-    with pytest.raises(TypeError, match="Method subclass"):
+    with pytest.raises(ValueError, match="already registered"):  # an instance registers its class
         register_method(IA3())
+    with pytest.raises(TypeError, match="Method subclass"):
+        register_method(object)
     made = []
     monkeypatch.setattr(IA3, "__init__", lambda self: made.append(self))
     finetune(method="ia3", **{**tiny_options, "max_steps": 1})

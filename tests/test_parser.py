@@ -444,3 +444,19 @@ def test_class_weights_lists_of_non_numbers_are_one_line(given, expected):
             {"model": None, "data": None, "method": None, "training": None}, {"class_weights": given}
         )
     assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+def test_task_method_and_learning_rate_help_come_from_the_registries(monkeypatch):
+    import hftl.methods._registry
+    import hftl.tasks
+    from hftl.methods import Method
+
+    class Toy(Method):
+        name, default_learning_rate, help = "toy-method", 3e-3, "a method registered by this test"
+
+    monkeypatch.setitem(hftl.methods._registry._METHODS._entries, Toy.name, Toy)
+    monkeypatch.setitem(hftl.tasks._TASKS._entries, "toy-task", object())
+    helps = {action.dest: action.help for action in make_parser()._actions}
+    assert "toy-task" in helps["task"] and "text-classification" in helps["task"]
+    assert "toy-method (a method registered by this test)" in helps["method"]
+    assert "lora 5e-4" in helps["learning_rate"] and "toy-method 3e-3" in helps["learning_rate"]

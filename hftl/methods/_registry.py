@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 from .._registry import Registry
 from ..errors import ConfigError
 from ..options.config import METHOD_CHOICES
@@ -24,15 +27,33 @@ _DEFAULT: list[str] = []  # the name --method defaults to (full fine-tuning, reg
 def register_method(method: type[Method], *, default: bool = False) -> type[Method]:
     """Register the :class:`Method` subclass ``method`` under ``method.name`` (peft's
     ``register_peft_method`` shape); a second registration of the same name is refused. ``default``:
-    the method ``--method`` defaults to (one only)."""
+    the method ``--method`` defaults to (one only). Methods written for earlier versions still register:
+    an instance registers its class, and a ``prepare`` without the ``task`` keyword is called without it."""
+    if isinstance(method, Method):  # the instance form of earlier versions: its class is what runs
+        method = type(method)
     if not (isinstance(method, type) and issubclass(method, Method)):
         raise TypeError(f"register_method takes a Method subclass, not {method!r}.")
+    if not _takes_task(method.prepare):  # written for prepare(model, head, method_args, base_model_id)
+        method.prepare = _without_task(method.prepare)
     if default and _DEFAULT:
         raise ValueError(f"The default method is already '{_DEFAULT[0]}'.")
     _METHODS.register(method.name, method)
     if default:
         _DEFAULT.append(method.name)
     return method
+
+
+def _takes_task(prepare) -> bool:
+    parameters = inspect.signature(prepare).parameters.values()
+    return any(p.name == "task" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _without_task(prepare):
+    @functools.wraps(prepare)
+    def prepare_ignoring_task(self, model, head, method_args, base_model_id, *, task=None):
+        return prepare(self, model, head, method_args, base_model_id)
+
+    return prepare_ignoring_task
 
 
 def get_method(name: str) -> type[Method]:
@@ -63,7 +84,18 @@ def method_help() -> str:
         return f"{method.name} ({'; '.join(notes)})" if notes else method.name
 
     entries = [entry(get_method(name)) for name in method_names()]
-    return f"Adaptation method: {', '.join(entries)}. Default: {default_method()}."
+    return f"Adaptation method: {', '.join(entries)}."
+
+
+def default_learning_rates() -> str:
+    """Each registered method's default learning rate, for the ``--learning_rate`` help."""
+    return ", ".join(f"{name} {_short(get_method(name).default_learning_rate)}" for name in method_names())
+
+
+def _short(rate: float) -> str:
+    """``5e-5`` (as the docs write rates), not ``5e-05`` or ``0.005``."""
+    mantissa, exponent = f"{rate:e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
 
 
 def _either(names: list[str]) -> str:
@@ -85,4 +117,4 @@ def check_method_switches(method: Method, model_args, method_args) -> None:
 
 
 # --method's names, default and help come from here; hftl.options imports no method
-METHOD_CHOICES.connect(default=default_method, help=method_help)
+METHOD_CHOICES.connect(default=default_method, help=method_help, learning_rates=default_learning_rates)

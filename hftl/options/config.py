@@ -14,7 +14,14 @@ from ..errors import ConfigError
 from .checks import check_options
 from .training_args import HftlTrainingArguments  # its own module; importable from here as before
 
-__all__ = ["ModelArguments", "DataArguments", "MethodArguments", "HftlTrainingArguments", "METHOD_CHOICES"]
+__all__ = [
+    "ModelArguments",
+    "DataArguments",
+    "MethodArguments",
+    "HftlTrainingArguments",
+    "METHOD_CHOICES",
+    "TASK_CHOICES",
+]
 
 
 @dataclass
@@ -196,16 +203,20 @@ class DataArguments:
         return [name.strip() for name in self.text_column.split(",") if name.strip()]
 
 
-class MethodChoices:
-    """What ``--method`` offers: :mod:`hftl.methods` connects its registry here when it loads, so the
-    option's names, default and help come from the registered methods while this package imports none."""
+class RegisteredChoices:
+    """What a registry-backed option (``--method``, ``--task``) offers: the registry connects here when its
+    package loads, so the option's default and help text come from what is registered while this package
+    imports none of it. ``notes`` are further texts for other options' help (``learning_rates``)."""
 
     def __init__(self):
         self._default: Callable[[], str] | None = None
         self._help: Callable[[], str] | None = None
+        self._notes: dict[str, Callable[[], str]] = {}
 
-    def connect(self, *, default: Callable[[], str], help: Callable[[], str]) -> None:
-        self._default, self._help = default, help
+    def connect(
+        self, *, help: Callable[[], str], default: Callable[[], str] | None = None, **notes: Callable[[], str]
+    ) -> None:
+        self._default, self._help, self._notes = default, help, notes
 
     def default(self) -> str:
         return self._default()
@@ -213,8 +224,12 @@ class MethodChoices:
     def help(self) -> str:
         return self._help()
 
+    def note(self, name: str) -> str:
+        return self._notes[name]()
 
-METHOD_CHOICES = MethodChoices()
+
+METHOD_CHOICES = RegisteredChoices()
+TASK_CHOICES = RegisteredChoices()
 
 
 @dataclass

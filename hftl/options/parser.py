@@ -14,7 +14,14 @@ from transformers import HfArgumentParser
 
 from ..errors import ConfigError, first_line
 from .checks import coerce_value
-from .config import METHOD_CHOICES, DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
+from .config import (
+    METHOD_CHOICES,
+    TASK_CHOICES,
+    DataArguments,
+    HftlTrainingArguments,
+    MethodArguments,
+    ModelArguments,
+)
 
 __all__ = ["HftlArgumentParser", "make_parser"]
 
@@ -56,8 +63,16 @@ class HftlArgumentParser(HfArgumentParser):
 
     def __init__(self, dataclass_types=ARGUMENT_CLASSES, **kwargs):
         super().__init__(dataclass_types, conflict_handler="resolve", **kwargs)
-        if MethodArguments in self.dataclass_types:  # every registered method, with its few words
-            next(a for a in self._actions if a.dest == "method").help = METHOD_CHOICES.help()
+        # registry-backed help: every registered method and task, and each method's default rate
+        if MethodArguments in self.dataclass_types:
+            self._help_of("method").help = METHOD_CHOICES.help()
+        if ModelArguments in self.dataclass_types:
+            self._help_of("task").help = TASK_CHOICES.help()
+        if HftlTrainingArguments in self.dataclass_types:
+            self._help_of("learning_rate").help = (
+                "Peak learning rate (auto: the built-in dataset's tuned rate for the method, else "
+                f"{METHOD_CHOICES.note('learning_rates')})."
+            )
         if DataArguments in self.dataclass_types:
             help_text = next(a.help for a in self._actions if a.dest == "text_column")
             self.add_argument(
@@ -80,6 +95,9 @@ class HftlArgumentParser(HfArgumentParser):
 
     def option_names(self) -> list[str]:
         return [action.dest for action in self._actions if action.dest not in ("help", "config")]
+
+    def _help_of(self, dest: str) -> argparse.Action:
+        return next(action for action in self._actions if action.dest == dest)
 
     def parse(self, args: Sequence[str] | None = None) -> tuple:
         """Parse ``args`` (default ``sys.argv[1:]``) into the dataclasses, applying ``--config`` first."""

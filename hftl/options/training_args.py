@@ -21,7 +21,7 @@ class HftlTrainingArguments(TrainingArguments, TechniqueOptions):
 
     - ``output_dir``: ``None`` -> a fresh timestamped folder under ``outputs/``.
     - ``learning_rate``: ``None`` -> auto: the built-in dataset's tuned rate for the method, else the
-      method's default (full 5e-5, lora 5e-4, linear-probe 5e-3, distill 5e-5).
+      method's default (``--help`` lists each method's).
     - ``num_train_epochs``: ``None`` -> auto: the built-in dataset's tuned value, else 3.
     - ``per_device_train_batch_size``: 16 (was 8).
     - ``eval_strategy``: ``"epoch"`` (was ``"no"``); there is always a validation split.
@@ -31,7 +31,7 @@ class HftlTrainingArguments(TrainingArguments, TechniqueOptions):
     - ``bf16``: ``None`` -> auto: on where the GPU supports bf16, off on CPU (fp32 is faster there).
     - ``dataloader_num_workers``: ``None`` -> auto: the task decides (images: worker processes).
 
-    It also carries hftl's transfer-learning switches (:class:`hftl.techniques.TechniqueOptions`).
+    It also carries hftl's transfer-learning switches (:class:`hftl.options.techniques.TechniqueOptions`).
 
     Example:
         >>> HftlTrainingArguments(output_dir="out").eval_strategy
@@ -45,8 +45,8 @@ class HftlTrainingArguments(TrainingArguments, TechniqueOptions):
     learning_rate: float | None = field(
         default=None,
         metadata={
-            "help": "Peak learning rate (auto: the built-in dataset's tuned rate for the method, else "
-            "full 5e-5, lora 5e-4, linear-probe 5e-3, distill 5e-5)."
+            "help": "Peak learning rate (auto: the built-in dataset's tuned rate for the method, else the "
+            "method's default; the parser lists them)."
         },
     )
     num_train_epochs: float | None = field(

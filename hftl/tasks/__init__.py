@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._registry import Registry
+from ..options.config import TASK_CHOICES
 from ._base import Task
 
 __all__ = ["Task", "ClassificationTask", "register_task", "get_task", "task_names"]
@@ -30,3 +31,4 @@ from .text_classification import TextClassification  # noqa: E402
 
 register_task(TextClassification())
 register_task(ImageClassification())
+TASK_CHOICES.connect(help=lambda: f"The task to train for: {', '.join(task_names())}.")
