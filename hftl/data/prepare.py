@@ -15,7 +15,7 @@ from ..options.config import DataArguments
 from .builtin import builtin_datasets
 from .columns import find_label_column
 from .labels import LabelSpace, clean_label_names, is_unlabelled, missing_value_labels
-from .loading import duplicated_columns, load_raw_dataset
+from .loading import DataSource, duplicated_columns, load_raw_dataset
 
 __all__ = ["PreparedData", "prepare_data"]
 
@@ -31,7 +31,7 @@ class PreparedData:
             encoded them (class ids, multi-hot rows, ...).
         labels: The label space the task built from train (the class names in id order).
         input_columns: The columns the task turns into model inputs (e.g. one text column or a pair).
-        source: Where the data came from, for logs and the saved config.
+        source: Where the data came from (``kind`` builtin/folder/file/hub; ``str()`` for messages).
         tuned: Settings a built-in dataset was tuned with (empty for other data).
         unlabelled: Training rows whose labels ``--label_fraction`` or ``--samples_per_class`` hides
             (``None`` when all are used); their label column is kept but must not be trained on.
@@ -40,7 +40,7 @@ class PreparedData:
     splits: DatasetDict
     labels: LabelSpace
     input_columns: list[str]
-    source: str
+    source: DataSource
     tuned: dict = field(default_factory=dict)
     unlabelled: Dataset | None = None
 

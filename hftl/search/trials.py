@@ -141,13 +141,13 @@ def _write_tables(folder: Path, records: list[dict], metric: str, best: int | No
     (folder / "trials.md").write_text("\n".join(lines) + "\n")
 
 
-def _run_trial(finetune, arguments: tuple, params: dict, out: Path, log_file: Path, callbacks):
+def _run_trial(run, arguments: tuple, params: dict, out: Path, log_file: Path, callbacks):
     """One finetune() run: ``(result, None)``, or ``(None, error)`` for a failure that isn't the user's."""
     fixed = dict(hp_search=None, hp_space=None, output_dir=str(out), push_to_hub=False, disable_tqdm=True)
     trial_args = trial_arguments(arguments, {**params, **fixed})
     try:
         with _quiet(log_file):
-            return finetune(*trial_args, callbacks=callbacks), None
+            return run(*trial_args, callbacks=callbacks), None
     except NonFiniteLossError as error:  # e.g. a learning rate too high: that trial failed, not the search
         return None, str(error).split(";")[0]
     except HftlError:  # bad input (ConfigError, DataError, ...) or a stop signal: the user's, at once
