@@ -45,9 +45,11 @@ class FinetuneResult:
         output_dir: Where the model, metrics and config were saved.
         trainer: The ``transformers.Trainer`` used, for further evaluation or prediction.
         labels: The class names in id order.
-        report: scikit-learn's per-class report on the test split, as text.
+        report: The task's report on the test split, as text (classification: scikit-learn's per-class report).
         search_dir: With ``hp_search``: the folder holding ``trials.csv``, ``trials.md`` and
             ``best_config.yaml`` (everything else describes the best trial).
+        result_keys: The metrics :meth:`table` shows first, in order: the task's, then the method's
+            (empty: every ``test_*`` score).
     """
 
     metrics: dict[str, Any]
@@ -56,12 +58,18 @@ class FinetuneResult:
     labels: LabelSpace
     report: str = ""
     search_dir: Path | None = None
+    result_keys: tuple[str, ...] = ()
 
     def table(self) -> str:
-        """A small table of the headline metrics: test accuracy and macro-F1, sizes and training time."""
-        keys = ("test_accuracy", "test_micro_f1", "test_macro_f1", "test_mAP", "test_subset_accuracy", "threshold",
-                "teacher_test_accuracy", "teacher_test_micro_f1", "retention", "latency_speedup", "test_loss",
-                "test_samples", "train_samples", "train_runtime")  # fmt: skip
+        """A small table of the headline metrics: the task's and the method's, loss, sizes and training time."""
+        keys = self.result_keys or tuple(
+            key
+            for key in self.metrics
+            if key.startswith("test_")
+            and key not in _TABLE_TAIL
+            and not key.endswith(("_runtime", "_per_second"))
+        )
+        keys = (*keys, *_TABLE_TAIL)
         rows = [(key, self.metrics[key]) for key in keys if key in self.metrics]
         rows.append(
             (
@@ -74,6 +82,10 @@ class FinetuneResult:
             f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}"
             for key, value in rows
         )
+
+
+# the rows every run's table ends with, whatever its task and method
+_TABLE_TAIL = ("test_loss", "test_samples", "train_samples", "train_runtime")
 
 
 def run_finetuning(*arguments, callbacks: list[TrainerCallback] | None = None) -> FinetuneResult:
@@ -141,7 +153,7 @@ def run_finetuning(*arguments, callbacks: list[TrainerCallback] | None = None) -
     trainer.shut_down_dataloader_workers()  # the run is done with its data; see the method for why now
     predictions = task.test_predictions(test, metrics, data.labels)
     report, report_table = task.report(predictions, test.label_ids, data.labels)
-    log(f"per-class report on the test split:\n{report}")
+    log(f"{task.report_title}:\n{report}")
 
     # --- save: model, run files, card; then push ------------------------------------------------
     written_before = snapshot_files(output_dir)  # hftl_outputs.json lists what changes from here on
@@ -160,8 +172,9 @@ def run_finetuning(*arguments, callbacks: list[TrainerCallback] | None = None) -
     if plan.push_to_hub and trainer.is_world_process_zero():
         push_run(output_dir, training_args)
     return FinetuneResult(
-        metrics=metrics, output_dir=Path(output_dir), trainer=trainer, labels=data.labels, report=report
-    )
+        metrics=metrics, output_dir=Path(output_dir), trainer=trainer, labels=data.labels, report=report,
+        result_keys=(*task.result_keys(data.labels), *method.result_keys(task, data.labels)),
+    )  # fmt: skip
 
 
 def _preprocess(plan: RunPlan) -> DatasetDict:

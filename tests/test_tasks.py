@@ -83,7 +83,9 @@ def scores_csv(tmp_path):
     return write_csv(tmp_path / "data" / "scores.csv", rows)
 
 
-def test_a_registered_task_owns_labels_metrics_report_and_card(text_score, scores_csv, tiny_bert_dir, tmp_path):
+def test_a_registered_task_owns_labels_metrics_report_and_card(
+    text_score, scores_csv, tiny_bert_dir, tmp_path, capfd
+):
     output_dir = tmp_path / "out"
     result = finetune(
         model=tiny_bert_dir, dataset=str(scores_csv), task=text_score.name, output_dir=str(output_dir),
@@ -92,6 +94,9 @@ def test_a_registered_task_owns_labels_metrics_report_and_card(text_score, score
     assert {"eval_mse", "test_mse"} <= set(result.metrics)
     assert not any("accuracy" in key or "f1" in key for key in result.metrics)
     assert result.report.startswith("test mean squared error")
+    logged = capfd.readouterr().err
+    assert "report on the test split:\ntest mean squared error" in logged and "per-class" not in logged
+    assert [line.split()[0] for line in result.table().splitlines()][:2] == ["test_mse", "test_loss"]
     report = json.loads((output_dir / "test_report.json").read_text())
     assert report["rows"] == result.metrics["test_samples"]
     config = json.loads((output_dir / "config.json").read_text())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-__all__ = ["CardFacts", "build_model_card", "write_model_card", "CARD_FILE"]
+__all__ = ["CardFacts", "build_model_card", "write_model_card", "format_metric", "CARD_FILE"]
 
 CARD_FILE = "README.md"
 
@@ -30,14 +30,10 @@ TEMPLATE = """---
 |---|---|---|
 {% for name, eval_value, test_value in results %}| {{ name }} | {{ eval_value }} | {{ test_value }} |
 {% endfor %}
-{% if teacher_rows %}
-### Teacher and student (same test split)
+{% for section in sections %}
+{{ section }}
 
-| | teacher | student (this model) |
-|---|---|---|
-{% for name, teacher_value, student_value in teacher_rows %}| {{ name }} | {{ teacher_value }} | {{ student_value }} |
 {% endfor %}
-{% endif %}
 {% for file, caption in plots %}![{{ caption }}]({{ file }})
 {% endfor %}
 {% if curves_image %}![Training curves: loss per step and validation metrics]({{ curves_image }})
@@ -71,6 +67,7 @@ class CardFacts:
         usage: The Python usage snippet.
         metric_order: The results table's row order (other metrics follow alphabetically).
         index_metrics: Metrics whose test values go into the model-index (Hub leaderboards).
+        sections: The method's markdown blocks after the results table (e.g. teacher vs student).
         plots: ``(file name, caption)`` of each task plot in the output directory.
         curves_image: The training curves' file name, if drawn.
     """
@@ -90,11 +87,13 @@ class CardFacts:
     dataset: str | None = None
     dataset_on_hub: bool = False
     teacher: str | None = None
+    sections: list[str] = field(default_factory=list)
     plots: list[tuple[str, str]] = field(default_factory=list)
     curves_image: str | None = None
 
 
-def _number(value) -> str:
+def format_metric(value) -> str:
+    """A metric value as a card table shows it (floats to 4 places)."""
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
@@ -108,7 +107,7 @@ def _results(metrics: dict, order: tuple[str, ...]) -> list[tuple[str, str, str]
     )
     names.sort(key=lambda name: order.index(name) if name in order else len(order))
     return [
-        (name, _number(metrics.get(f"eval_{name}", "")), _number(metrics.get(f"test_{name}", "")))
+        (name, format_metric(metrics.get(f"eval_{name}", "")), format_metric(metrics.get(f"test_{name}", "")))
         for name in names
     ]
 
@@ -140,24 +139,6 @@ def build_model_card(facts: CardFacts, repo_id: str | None = None) -> ModelCard:
         eval_results=eval_results or None,
     )
     trainable = metrics.get("trainable_params")
-    teacher_rows = []
-    if facts.teacher:
-        for name in ("accuracy", "macro_f1", "micro_f1"):
-            if f"teacher_test_{name}" in metrics and f"test_{name}" in metrics:
-                teacher_rows.append(
-                    (
-                        f"test {name}",
-                        _number(metrics[f"teacher_test_{name}"]),
-                        _number(metrics[f"test_{name}"]),
-                    )
-                )
-        teacher_rows.append(
-            ("parameters", f"{metrics.get('teacher_params', 0):,}", f"{metrics.get('student_params', 0):,}")
-        )
-        if "latency_speedup" in metrics:
-            teacher_rows.append(
-                ("inference speed (same batch)", "1.00x", f"{metrics['latency_speedup']:.2f}x")
-            )
     data_phrase = f" on `{facts.dataset}`" if facts.dataset else ""
     summary = (
         f"A {facts.pipeline_tag} model fine-tuned from `{facts.base_model}`{data_phrase} with hftl."
@@ -175,7 +156,7 @@ def build_model_card(facts: CardFacts, repo_id: str | None = None) -> ModelCard:
         trainable=f"{trainable:,} ({metrics.get('trainable_fraction', 0):.2%})" if trainable else "n/a",
         details=facts.details,
         results=_results(metrics, facts.metric_order),
-        teacher_rows=teacher_rows,
+        sections=facts.sections,
         plots=facts.plots,
         curves_image=facts.curves_image,
         hyperparameters=list(facts.hyperparameters.items()),

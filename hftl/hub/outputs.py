@@ -122,6 +122,7 @@ def write_card_and_images(
         else Path(data_args.dataset).name,
         dataset_on_hub=dataset_on_hub,
         teacher=_public_name(method.card_teacher(method_args)),
+        sections=method.card_sections(metrics, task, labels),
         usage=task.card_usage(title, labels, base_model, adapter),
         details=task.card_details(labels, metrics),
         tags=task.card_tags(labels),

@@ -117,6 +117,10 @@ class Method:
         """Method-specific results added to ``all_results.json`` after testing."""
         return {}
 
+    def result_keys(self, task, labels) -> list[str]:
+        """Keys of :meth:`extra_metrics` that :meth:`hftl.FinetuneResult.table` shows, after the task's."""
+        return []
+
     def save(self, trainer: Trainer, output_dir: str | Path, processor, method_args: MethodArguments) -> None:
         save_model_and_processor(trainer, output_dir, processor)
 
@@ -127,6 +131,11 @@ class Method:
     def card_teacher(self, method_args: MethodArguments) -> str | None:
         """The model this one learned from besides its base (a distillation teacher), for the card."""
         return None
+
+    def card_sections(self, metrics: dict, task, labels) -> list[str]:
+        """Markdown blocks of the method's own the card shows after its results table (e.g. a teacher
+        vs student table), each without a trailing newline."""
+        return []
 
     def search_space(self, method_args: MethodArguments, training_args) -> dict[str, Any]:
         """``--hp_search`` dimensions of the method's own, in ``--hp_space`` form: ``option: [choices]``

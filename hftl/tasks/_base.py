@@ -161,9 +161,22 @@ class Task:
         """The test predictions the report and plots read, from ``trainer.predict``'s ``output``."""
         return output.predictions
 
+    # what the log line above the test report calls it
+    report_title: ClassVar[str] = "report on the test split"
+
     def report(self, predictions, references, labels: LabelSpace) -> tuple[str, dict]:
         """The test report: printable text, and a JSON-able table (``test_report.json``)."""
         return "", {}
+
+    def result_keys(self, labels: LabelSpace) -> list[str]:
+        """The ``all_results.json`` keys :meth:`hftl.FinetuneResult.table` shows first, in order (a run's
+        missing ones are skipped); the method's keys, loss, sizes and training time follow."""
+        return [f"test_{name}" for name in self.metric_names(labels) if name != "loss"]
+
+    def comparison_metrics(self, labels: LabelSpace) -> list[str]:
+        """The metrics (without ``test_``) a side-by-side of two models on the test split shows, in order
+        (e.g. a distilled model's card: teacher against student)."""
+        return [name for name in self.metric_names(labels) if name != "loss"]
 
     # --- model card ------------------------------------------------------------------------------
     # results table order; the model-index (Hub leaderboards) lists the test values of card_index_metrics
@@ -177,7 +190,9 @@ class Task:
         """Markdown lines of the card's summary list after the method and parameter count."""
         return []
 
-    def card_usage(self, repo_id: str, labels: LabelSpace, base_model: str | None, adapter: str | None) -> str:
+    def card_usage(
+        self, repo_id: str, labels: LabelSpace, base_model: str | None, adapter: str | None
+    ) -> str:
         """The card's Python usage snippet for the model in ``repo_id`` (``adapter``: the kind of adapter the
         output also holds, e.g. ``LoRA``, or None)."""
         snippet = f'from transformers import pipeline\n\npredict = pipeline("{self.pipeline_tag}", model="{repo_id}")'
@@ -225,6 +240,11 @@ class Task:
 
     def collator(self, processor, pad_to_multiple_of: int | None):
         raise NotImplementedError
+
+    def image_settings(self, processor):
+        """Image tasks: the input size, normalisation and resize interpolation ``processor`` applies
+        (an ``ImageSettings``), e.g. for a method that feeds one model's pixels to another."""
+        raise NotImplementedError(f"{self.name} reads no images")
 
     # --- model ------------------------------------------------------------------------------------
     def load_config(

@@ -52,6 +52,7 @@ class ClassificationTask(Task):
 
     card_metric_order = ("accuracy", "micro_f1", "macro_f1", "mAP", "subset_accuracy", "loss")
     card_index_metrics = ("accuracy", "macro_f1", "micro_f1", "mAP")
+    report_title = "per-class report on the test split"
 
     # --- labels -----------------------------------------------------------------------------------
     def build_labels(self, train: Dataset, column: str, data_args: DataArguments) -> LabelSpace:
@@ -121,6 +122,20 @@ class ClassificationTask(Task):
     def report(self, predictions, references, labels: LabelSpace) -> tuple[str, dict]:
         return per_class_report(predictions, references, labels.names)
 
+    def result_keys(self, labels: LabelSpace) -> list[str]:
+        # one list for both label kinds (each run has only its own keys); the tuned threshold follows the scores
+        return [
+            "test_accuracy",
+            "test_micro_f1",
+            "test_macro_f1",
+            "test_mAP",
+            "test_subset_accuracy",
+            "threshold",
+        ]
+
+    def comparison_metrics(self, labels: LabelSpace) -> list[str]:
+        return ["accuracy", "macro_f1", "micro_f1"]
+
     # --- model card -------------------------------------------------------------------------------
     def card_tags(self, labels: LabelSpace) -> list[str]:
         return ["multi-label"] if labels.multi_label else []
@@ -135,7 +150,9 @@ class ClassificationTask(Task):
             )
         return lines
 
-    def card_usage(self, repo_id: str, labels: LabelSpace, base_model: str | None, adapter: str | None) -> str:
+    def card_usage(
+        self, repo_id: str, labels: LabelSpace, base_model: str | None, adapter: str | None
+    ) -> str:
         snippet = f'from transformers import pipeline\n\nclassify = pipeline("{self.pipeline_tag}", model="{repo_id}"'
         snippet += ", top_k=None)" if labels.multi_label else ")"
         snippet += f"\nprint(classify({self.usage_example}))"

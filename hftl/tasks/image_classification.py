@@ -137,6 +137,9 @@ class ImageInputs(Task):
     usage_example = '"photo.jpg"'  # the card's pipeline() call
     auto_options = {"image_size": None, "augment": "crop-flip"}
 
+    def image_settings(self, processor) -> ImageSettings:
+        return settings_from_processor(processor)
+
     def find_inputs(self, train: Dataset, label_column: str, data_args: DataArguments) -> list[str]:
         columns = train.column_names
         if data_args.image_column:
@@ -228,7 +231,7 @@ class ImageInputs(Task):
         max_length: int | None,
         data_args: DataArguments,
     ) -> DatasetDict:
-        settings = settings_from_processor(processor)
+        settings = self.image_settings(processor)
         if data_args.image_size:
             settings = ImageSettings(
                 data_args.image_size, settings.mean, settings.std, settings.interpolation, 1.0

@@ -7,7 +7,7 @@ import torch
 from ..._batch import model_inputs
 from ..._log import log
 from ...errors import ConfigError
-from ...tasks.image_classification import settings_from_processor
+from ...hub.card import format_metric
 from .._base import Method, save_model_and_processor
 from .._registry import register_method
 from .._student import check_student_layers, layer_count_attribute, truncate_layers
@@ -119,9 +119,9 @@ class Distillation(Method):
                     "with the teacher's tokenizer, or use --student_layers to distill into a truncated teacher."
                 )
         if processor is not None and task is not None and task.modality == "image":
-            self.pixel_map = self._pixel_map(processor, data_args)
+            self.pixel_map = self._pixel_map(processor, data_args, task)
 
-    def _pixel_map(self, student_processor, data_args):
+    def _pixel_map(self, student_processor, data_args, task):
         """How the student's pixels become the teacher's: its image processor's mean, std and size."""
         from transformers import AutoImageProcessor
 
@@ -129,9 +129,9 @@ class Distillation(Method):
             "image processor", AutoImageProcessor.from_pretrained, self.source.processor_path,
             revision=self.source.revision,
         )  # fmt: skip
-        student = settings_from_processor(student_processor)
+        student = task.image_settings(student_processor)
         student_size = (data_args.image_size if data_args is not None else None) or student.size
-        return teacher_pixel_map(student, settings_from_processor(teacher_processor), student_size)
+        return teacher_pixel_map(student, task.image_settings(teacher_processor), student_size)
 
     def prepare(self, model, head, method_args, base_model_id, *, task=None):
         if method_args.student_layers:
@@ -147,6 +147,7 @@ class Distillation(Method):
 
     def build_trainer(self, task, data, tokenized, collator, training_args, method_args, **trainer_kwargs):
         self.teacher = load_teacher(self.source, task)
+        self.task = task  # its headline metric is the one the report compares
         student = trainer_kwargs["model"]
         layer_map = []
         if self.hidden_weight:
@@ -228,7 +229,7 @@ class Distillation(Method):
         speedup = inference_latency(
             self.teacher, teacher_inputs(batch, self.pixel_map, args.device)
         ) / inference_latency(student, model_inputs(batch, args.device))
-        key = "accuracy" if "test_accuracy" in metrics else "micro_f1"
+        key = self.task.headline_metric(data.labels)
         report = {
             **teacher,
             "retention": metrics[f"test_{key}"] / max(teacher[f"teacher_test_{key}"], 1e-12),
@@ -259,6 +260,33 @@ class Distillation(Method):
 
     def card_teacher(self, method_args) -> str | None:
         return method_args.teacher
+
+    def result_keys(self, task, labels) -> list[str]:
+        return [f"teacher_test_{task.headline_metric(labels)}", "retention", "latency_speedup"]
+
+    def card_sections(self, metrics, task, labels) -> list[str]:
+        """Teacher against student: the task's comparison metrics on the test split, size and speed."""
+        rows = [
+            (
+                f"test {name}",
+                format_metric(metrics[f"teacher_test_{name}"]),
+                format_metric(metrics[f"test_{name}"]),
+            )
+            for name in task.comparison_metrics(labels)
+            if f"teacher_test_{name}" in metrics and f"test_{name}" in metrics
+        ]
+        rows.append(
+            ("parameters", f"{metrics.get('teacher_params', 0):,}", f"{metrics.get('student_params', 0):,}")
+        )
+        if "latency_speedup" in metrics:
+            rows.append(("inference speed (same batch)", "1.00x", f"{metrics['latency_speedup']:.2f}x"))
+        lines = [
+            "### Teacher and student (same test split)",
+            "",
+            "| | teacher | student (this model) |",
+            "|---|---|---|",
+        ]
+        return ["\n".join(lines + [f"| {name} | {teacher} | {student} |" for name, teacher, student in rows])]
 
 
 @torch.inference_mode()
