@@ -49,13 +49,17 @@ class RunPlan:
     """One fine-tuning run, decided: what to train, on what, how, and where the results go.
 
     Args:
-        model_args, data_args, method_args, training_args: The options as resolved for this run (copies;
-            the caller's objects stay as given). ``training_args.push_to_hub`` is off: hftl pushes at the end.
+        model_args: The model options as resolved for this run (a copy: the caller's object stays as given).
+        data_args: The data options, resolved likewise (``max_length`` and the task's auto options filled in).
+        method_args: The method options, resolved likewise.
+        training_args: The training options, resolved likewise (auto learning rate and epochs filled in);
+            ``push_to_hub`` is off here: hftl pushes at the end.
         task: The task, which owns labels, metrics, report and card.
         method: This run's own instance of the method.
         model: Where the pretrained checkpoint was found (path, Hub id, how it was found).
         data: The prepared splits, label space, input columns and where the data came from.
-        processor, config: The checkpoint's processor and its config with this run's labels.
+        processor: The checkpoint's tokenizer or image processor.
+        config: The checkpoint's config with this run's labels (and dropout override).
         output_dir: The folder the run writes to (checked: nothing of the user's is overwritten).
         resume: The checkpoint to resume from, or None.
         identity: The run's identity (model, task, method, labels, data), recorded in its checkpoints.
