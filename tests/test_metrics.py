@@ -7,7 +7,12 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import EvalPrediction
 
-from hftl.tasks._classification_metrics import argmax_logits, compute_classification_metrics, metric_backend, per_class_report
+from hftl.tasks._classification_metrics import (
+    argmax_logits,
+    compute_classification_metrics,
+    metric_backend,
+    per_class_report,
+)
 
 
 def test_metrics_compute_offline_with_an_empty_cache():
