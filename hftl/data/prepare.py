@@ -147,6 +147,8 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
     if len(train) == 0:
         raise DataError(f"The train split of {source} is empty; it needs labelled examples.")
     duplicated = duplicated_columns(raw)
+    raw = task.combine_label_columns(dict(raw), data_args)  # e.g. several regression targets as one column
+    train = raw["train"]
     try:
         label_column = find_label_column(train, data_args.label_column, task.label_column_names)
         input_columns = task.find_inputs(train, label_column, data_args)

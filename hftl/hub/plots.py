@@ -1,5 +1,5 @@
 """The images a model card shows: the training curves of every run, and the plots a task draws (the
-test confusion matrix of classification) (PNG)."""
+test confusion matrix of classification, predicted against true values of regression) (PNG)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,18 @@ import numpy as np
 
 from .._log import log
 
-__all__ = ["CONFUSION_FILE", "CURVES_FILE", "plot_confusion_matrix", "plot_training_curves"]
+__all__ = [
+    "CONFUSION_FILE",
+    "CURVES_FILE",
+    "SCATTER_FILE",
+    "plot_confusion_matrix",
+    "plot_predicted_vs_true",
+    "plot_training_curves",
+]
 
 CONFUSION_FILE = "confusion_matrix.png"
 CURVES_FILE = "training_curves.png"
+SCATTER_FILE = "predicted_vs_true.png"
 # Past this many classes their names can't be read and 0.55 inch each makes a figure too large to draw
 # (1500 classes: 827 inches square); the figure keeps a fixed size and shows the matrix as a heat map.
 NAMED_CLASSES_MAX = 60
@@ -81,6 +89,32 @@ def plot_confusion_matrix(
                     color="white" if count > threshold else "black",
                     fontsize=9,
                 )
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_predicted_vs_true(predictions, references, names: list[str], path: str | Path) -> Path:
+    """Regression: one panel per output, each test row's predicted value against its true value, with the
+    diagonal a perfect model would lie on."""
+    plt = _pyplot()
+    predicted = np.asarray(predictions, dtype=np.float64).reshape(len(references), len(names))
+    true = np.asarray(references, dtype=np.float64).reshape(len(references), len(names))
+    columns = min(len(names), 3)
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.0 * rows), dpi=110, squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        if index >= len(names):
+            ax.axis("off")
+            continue
+        x, y = true[:, index], predicted[:, index]
+        ax.scatter(x, y, s=8, alpha=0.5, color="tab:blue", edgecolors="none")
+        low, high = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+        ax.plot([low, high], [low, high], "--", color="tab:gray", linewidth=1)
+        ax.set_xlabel(f"true {names[index]}")
+        ax.set_ylabel(f"predicted {names[index]}")
+    fig.suptitle(f"Predicted against true values (test split, {len(references)} examples)")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

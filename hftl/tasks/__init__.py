@@ -6,7 +6,7 @@ from .._registry import Registry
 from ..options.config import TASK_CHOICES
 from ._base import Task
 
-__all__ = ["Task", "ClassificationTask", "register_task", "get_task", "task_names"]
+__all__ = ["Task", "ClassificationTask", "RegressionTask", "register_task", "get_task", "task_names"]
 
 _TASKS: Registry[Task] = Registry("task")
 
@@ -27,8 +27,11 @@ def get_task(name: str) -> Task:
 
 from .classification import ClassificationTask  # noqa: E402
 from .image_classification import ImageClassification  # noqa: E402
+from .regression import ImageRegression, RegressionTask, TextRegression  # noqa: E402
 from .text_classification import TextClassification  # noqa: E402
 
 register_task(TextClassification())
 register_task(ImageClassification())
+register_task(TextRegression())
+register_task(ImageRegression())
 TASK_CHOICES.connect(help=lambda: f"The task to train for: {', '.join(task_names())}.")

@@ -86,8 +86,15 @@ class Task:
     label_column_names: ClassVar[tuple[str, ...]] = LABEL_COLUMN_NAMES
     # the input in the card's usage snippet, a Python literal (a text, a file name)
     usage_example: ClassVar[str]
+    # whether distillation's soft targets (class probabilities) mean anything for this task's outputs
+    distillable: ClassVar[bool] = True
 
     # --- labels: what the label column means ----------------------------------------------------
+    def combine_label_columns(self, raw: dict[str, Dataset], data_args: DataArguments) -> dict[str, Dataset]:
+        """Before the label column is looked up: a task whose label spans several columns (regression's
+        ``--label_column a,b``) joins them into one column named as given. The default changes nothing."""
+        return raw
+
     def build_labels(self, train: Dataset, column: str, data_args: DataArguments) -> LabelSpace:
         """The label space, from the training split's (cleaned) label column; a DataError for values the
         task can't learn from."""
