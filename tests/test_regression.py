@@ -23,6 +23,8 @@ from transformers import (
 
 from hftl import ConfigError, DataError, finetune
 from hftl.methods import get_method, method_names
+from hftl.options.training_args import HftlTrainingArguments
+from hftl.search.trials import _objective
 from hftl.tasks import get_task
 
 from .conftest import TINY_TRAINING, make_rows, write_csv
@@ -188,6 +190,20 @@ def test_each_method_saves_a_model_that_reloads_with_the_same_outputs(method, sc
             reloaded = PeftModel.from_pretrained(base, adapter).eval()
             torch.testing.assert_close(reloaded(**batch).logits, expected, rtol=1e-4, atol=1e-4)
     assert abs(expected.mean().item() - 55) < 15  # original units whatever the method
+
+
+def test_errors_are_minimised_scores_maximised(tmp_path):
+    task = get_task("text-regression")
+    assert _objective(task, HftlTrainingArguments(output_dir=str(tmp_path))) == (("eval_r2",), "maximize")
+    for metric, direction in (("mse", "minimize"), ("eval_rmse", "minimize"), ("mae", "minimize"), ("pearson", "maximize")):
+        args = HftlTrainingArguments(output_dir=str(tmp_path), metric_for_best_model=metric)
+        assert _objective(task, args) == ((f"eval_{metric.removeprefix('eval_')}",), direction)
+        task.adjust_training_args(args)  # what the Trainer's best checkpoint and early stopping follow
+        assert args.greater_is_better is (direction == "maximize")
+    explicit = HftlTrainingArguments(output_dir=str(tmp_path), metric_for_best_model="r2", greater_is_better=False)
+    assert _objective(task, explicit)[1] == "minimize"  # an explicit --greater_is_better stands
+    classification = HftlTrainingArguments(output_dir=str(tmp_path), metric_for_best_model="accuracy")
+    assert _objective(get_task("text-classification"), classification)[1] == "maximize"
 
 
 def test_distillation_is_not_offered_for_regression():

@@ -48,7 +48,8 @@ def _objective(task, training_args) -> tuple[tuple[str, ...], str]:
             f"of {', '.join(known)}."
         )
     greater = training_args.greater_is_better
-    greater = greater if greater is not None else name != "loss"
+    if greater is None or greater == (not metric.endswith("loss")):  # not given: the name's direction, as
+        greater = task.greater_is_better(name)  # the task knows it (transformers guesses from "loss" alone)
     return (f"eval_{name}",), "maximize" if greater else "minimize"
 
 

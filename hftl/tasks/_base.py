@@ -159,6 +159,11 @@ class Task:
         ``--hp_search`` maximises unless ``--metric_for_best_model`` says otherwise (the first a trial reports)."""
         raise NotImplementedError
 
+    def greater_is_better(self, metric: str) -> bool:
+        """Whether a higher ``metric`` (without ``eval_``) is better: the direction ``--hp_search`` and the
+        best checkpoint follow (transformers infers it from the name alone: better unless it ends in loss)."""
+        return metric != "loss"
+
     def after_training(self, trainer, model, labels: LabelSpace) -> dict:
         """Settings tuned on the validation split after training (recorded in ``model.config``), with the
         validation metrics they change."""

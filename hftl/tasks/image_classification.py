@@ -212,6 +212,7 @@ class ImageInputs(Task):
         )
 
     def adjust_training_args(self, training_args) -> None:
+        super().adjust_training_args(training_args)  # what the task predicts may adjust too
         # the transform needs the raw image column, which Trainer would drop as "unused"
         training_args.remove_unused_columns = False
         if training_args.train_sampling_strategy == "group_by_length":  # images have no length

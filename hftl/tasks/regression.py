@@ -149,6 +149,21 @@ class RegressionTask(Task):
     def headline_metrics(self) -> list[str]:
         return ["r2"]  # greater is better, as --hp_search assumes for a headline metric
 
+    def greater_is_better(self, metric: str) -> bool:
+        return metric not in ("loss", "mse", "mae", "rmse")  # errors: lower is better
+
+    def adjust_training_args(self, training_args) -> None:
+        super().adjust_training_args(training_args)
+        metric = training_args.metric_for_best_model
+        # transformers took every name not ending in "loss" for a score to maximise
+        if (
+            metric
+            and training_args.greater_is_better
+            and not self.greater_is_better(metric.removeprefix("eval_"))
+        ):
+            training_args.greater_is_better = False
+            log(f"--metric_for_best_model {metric}: lower is better (an error, not a score)")
+
     def check_weights(self, path: str, skeleton, model_args) -> None:
         super().check_weights(path, skeleton, model_args)
         outputs = skeleton.config.num_labels
