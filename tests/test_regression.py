@@ -28,6 +28,7 @@ from hftl.search.trials import _objective
 from hftl.tasks import get_task
 
 from .conftest import TINY_TRAINING, make_rows, write_csv
+from .reliability.test_resume import RESUME_TRAINING, assert_same_run, batches, stop_and_resume  # noqa: F401
 
 METRICS = ["mse", "mae", "rmse", "r2", "pearson", "spearman"]
 TOPIC_SCORE = {"sport": 40.0, "politics": 55.0, "tech": 70.0}  # far from 0 and 1: units show
@@ -190,6 +191,25 @@ def test_each_method_saves_a_model_that_reloads_with_the_same_outputs(method, sc
             reloaded = PeftModel.from_pretrained(base, adapter).eval()
             torch.testing.assert_close(reloaded(**batch).logits, expected, rtol=1e-4, atol=1e-4)
     assert abs(expected.mean().item() - 55) < 15  # original units whatever the method
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_a_resumed_run_ends_bit_equal(method, score_folder, tiny_bert_dir, tmp_path, batches, monkeypatch):  # noqa: F811
+    # checkpoints hold the standardised head (their config says folded_into_head false); the fold comes at the end
+    options = dict(
+        model=tiny_bert_dir, dataset=str(score_folder), task="text-regression", label_column="score", method=method,
+        per_device_train_batch_size=4, per_device_eval_batch_size=8, disable_tqdm=True, eval_strategy="no",
+        learning_rate=1e-3, **RESUME_TRAINING,
+    )  # fmt: skip
+    reference = finetune(**options, output_dir=str(tmp_path / "reference"))
+    reference_batches = list(batches)
+    batches.clear()
+    resumed, _ = stop_and_resume(options, 5, tmp_path / "resumed", batches, monkeypatch)
+    if method == "full":  # a LoRA checkpoint holds the adapter alone
+        checkpoint = json.loads((tmp_path / "resumed" / "checkpoint-5" / "config.json").read_text())
+        assert checkpoint["regression_targets"]["folded_into_head"] is False
+    assert_same_run(reference, resumed, reference_batches, batches)
+    assert resumed.metrics["test_mse"] == reference.metrics["test_mse"]
 
 
 def test_errors_are_minimised_scores_maximised(tmp_path):
