@@ -15,20 +15,19 @@ from PIL import Image
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    ViTConfig,
-    ViTImageProcessor,
-    ViTModel,
     pipeline,
 )
 
 from hftl import ConfigError, DataError, finetune
-from hftl.methods import get_method, method_names
 from hftl.options.training_args import HftlTrainingArguments
 from hftl.search.trials import _objective
 from hftl.tasks import get_task
 
 from .conftest import TINY_TRAINING, make_rows, write_csv
 from .reliability.test_resume import RESUME_TRAINING, assert_same_run, batches, stop_and_resume  # noqa: F401
+from .test_image import tiny_resnet, tiny_vit  # noqa: F401 - the fixtures
+from .test_methods import STANDALONE_METHODS
+from .test_timm import tiny_timm  # noqa: F401 - the fixture
 
 METRICS = ["mse", "mae", "rmse", "r2", "pearson", "spearman"]
 TOPIC_SCORE = {"sport": 40.0, "politics": 55.0, "tech": 70.0}  # far from 0 and 1: units show
@@ -167,11 +166,7 @@ def test_bad_multi_output_columns_and_class_options_are_refused(score_folder, no
         _train(score_folder, tiny_bert_dir, tmp_path, label_column="score", label_smoothing_factor=0.1)
 
 
-# every registered method that trains a regression head (distillation's soft targets are class probabilities)
-HEAD_METHODS = [name for name in method_names() if get_method(name).name != "distill"]
-
-
-@pytest.mark.parametrize("method", HEAD_METHODS)
+@pytest.mark.parametrize("method", STANDALONE_METHODS)  # every registered method but distillation (needs a teacher)
 def test_each_method_saves_a_model_that_reloads_with_the_same_outputs(method, score_folder, tiny_bert_dir, tmp_path):
     extra = {"lora_r": 4} if method == "lora" else {}
     result = _train(score_folder, tiny_bert_dir, tmp_path, label_column="score", method=method, max_steps=3, **extra)
@@ -231,19 +226,8 @@ def test_distillation_is_not_offered_for_regression():
     assert get_task("text-classification").distillable is True
 
 
-@pytest.fixture(scope="module")
-def tiny_vit_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    config = ViTConfig(
-        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
-    )
-    folder = tmp_path_factory.mktemp("vit")
-    ViTModel(config).save_pretrained(folder)
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return str(folder)
-
-
-def test_image_regression_from_a_csv_of_paths(tiny_vit_dir, tmp_path):
+@pytest.mark.parametrize("backbone", ["tiny_vit", "tiny_resnet", "tiny_timm"])
+def test_image_regression_from_a_csv_of_paths(backbone, request, tmp_path):
     folder = tmp_path / "images"
     (folder / "img").mkdir(parents=True)
     rows, rng = [], np.random.default_rng(0)
@@ -254,8 +238,8 @@ def test_image_regression_from_a_csv_of_paths(tiny_vit_dir, tmp_path):
         rows.append({"image": f"img/{index}.png", "brightness": round(brightness, 2)})
     csv_path = write_csv(folder / "brightness.csv", rows)
     result = finetune(
-        model=tiny_vit_dir, dataset=str(csv_path), task="image-regression", label_column="brightness",
-        output_dir=str(tmp_path / "out"), learning_rate=1e-3, **TINY_TRAINING,
+        model=request.getfixturevalue(backbone), dataset=str(csv_path), task="image-regression",
+        label_column="brightness", output_dir=str(tmp_path / "out"), learning_rate=1e-3, image_size=32, **TINY_TRAINING,
     )  # fmt: skip
     assert {f"test_{name}" for name in METRICS} <= set(result.metrics)
     config = json.loads((result.output_dir / "config.json").read_text())
