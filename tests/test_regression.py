@@ -4,6 +4,7 @@ targets refused before any model is built, every method that trains a head, and 
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -58,8 +59,6 @@ def score_folder(tmp_path):
 
 
 def _test_rows(folder):
-    import csv
-
     with (folder / "test.csv").open() as handle:
         return list(csv.DictReader(handle))
 
@@ -155,6 +154,12 @@ def test_bad_targets_are_refused_before_any_model_is_built(values, match, no_mod
             output_dir=str(tmp_path / "out"), **TINY_TRAINING,
         )  # fmt: skip
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("task", ["text-regression", "image-regression"])
+def test_no_dataset_is_one_line_until_a_demo_dataset_exists(task, no_model_build, tiny_bert_dir, tmp_path):
+    with pytest.raises(ConfigError, match=f"--task {task} has no built-in demo dataset yet; pass --dataset"):
+        finetune(model=tiny_bert_dir, task=task, output_dir=str(tmp_path / "out"), **TINY_TRAINING)
 
 
 def test_bad_multi_output_columns_and_class_options_are_refused(score_folder, no_model_build, tiny_bert_dir, tmp_path):
