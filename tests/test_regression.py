@@ -58,8 +58,8 @@ def score_folder(tmp_path):
     return folder
 
 
-def _test_rows(folder):
-    with (folder / "test.csv").open() as handle:
+def _test_rows(folder, split: str = "test"):
+    with (folder / f"{split}.csv").open() as handle:
         return list(csv.DictReader(handle))
 
 
@@ -109,6 +109,11 @@ def test_saved_model_predicts_original_units_in_stock_pipeline(score_folder, tin
     # original units: near the targets' mean of about 55, not a standardised value near 0
     assert abs(predicted.mean() - 55) < 15
     assert float(np.mean((predicted - true) ** 2)) == pytest.approx(result.metrics["test_mse"], rel=1e-4)
+    # validation was scored before the fold, from standardised outputs turned back: the same units
+    rows = _test_rows(score_folder, "validation")
+    predicted = np.array([output["score"] for output in predict([row["text"] for row in rows])])
+    true = np.array([float(row["score"]) for row in rows])
+    assert float(np.mean((predicted - true) ** 2)) == pytest.approx(result.metrics["eval_mse"], rel=1e-4)
 
 
 def test_several_outputs_each_in_their_units(score_folder, tiny_bert_dir, tmp_path):
