@@ -56,6 +56,11 @@ class Distillation(Method):
         return FullFineTuning.tuned_learning_rate(dataset, tuned)
 
     def setup(self, model_args, data_args, method_args, task) -> None:
+        if not task.distillable:  # the loss matches class probabilities
+            raise ConfigError(
+                f"--method distill matches the teacher's class probabilities, which a {task.name} model has "
+                "none of; use --method full, linear-probe or lora."
+            )
         self.source = find_teacher(method_args.teacher, model_args.revision, model_args.trust_remote_code)
         self.model_args = model_args
         self.label_order = teacher_label_names(self.source)
