@@ -161,10 +161,15 @@ def test_bad_targets_are_refused_before_any_model_is_built(values, match, no_mod
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("task", ["text-regression", "image-regression"])
-def test_no_dataset_is_one_line_until_a_demo_dataset_exists(task, no_model_build, tiny_bert_dir, tmp_path):
+def test_no_dataset_is_one_line_until_a_demo_dataset_exists(no_model_build, tiny_bert_dir, tmp_path):
+    task = "image-regression"
     with pytest.raises(ConfigError, match=f"--task {task} has no built-in demo dataset yet; pass --dataset"):
         finetune(model=tiny_bert_dir, task=task, output_dir=str(tmp_path / "out"), **TINY_TRAINING)
+
+
+def test_text_regression_demo_is_the_vader_lexicon_with_minilm():
+    task = get_task("text-regression")
+    assert (task.demo_dataset, task.demo_model) == ("vader-lexicon", "sentence-transformers/all-MiniLM-L6-v2")
 
 
 def test_bad_multi_output_columns_and_class_options_are_refused(score_folder, no_model_build, tiny_bert_dir, tmp_path):

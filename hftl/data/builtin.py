@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import importlib.util
 import io
@@ -220,5 +221,107 @@ register_builtin_dataset(
         install="sudo apt install dataset-fashion-mnist (Debian/Ubuntu; files in /usr/share/datasets/fashion-mnist)",
         description="Fashion-MNIST: 70000 clothing images in 10 classes, 28x28 grayscale (Debian package).",
         tuned={"image_size": 96, "augment": "none", "num_train_epochs": 1},
+    )
+)
+
+
+# --- regression demo data: word norms with human ratings, one word (or emoticon) per row ---------------
+
+
+def _package_file(package: str, relative: str) -> Path:
+    """A data file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(package)
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    return path
+
+
+def _splits_by_text(columns: dict[str, list], seed: int = 42) -> DatasetDict:
+    """Fixed train/validation/test splits (20 % test, then 10 % of the rest for validation) drawn over the
+    distinct texts, so a text listed twice (VADER's lower-casing merged ``D:`` and ``d:``) keeps both rows
+    in one split and no test text is also a training text."""
+    texts = columns["text"]
+    distinct = list(dict.fromkeys(texts))
+    order = np.random.default_rng(seed).permutation(len(distinct))
+    n_test = round(0.2 * len(distinct))
+    n_validation = round(0.1 * (len(distinct) - n_test))
+    split_of = {}
+    for rank, index in enumerate(order.tolist()):
+        split_of[distinct[index]] = (
+            "test" if rank < n_test else "validation" if rank < n_test + n_validation else "train"
+        )
+    features = Features({name: Value("string" if name == "text" else "float64") for name in columns})
+    return DatasetDict(
+        {
+            split: Dataset.from_dict(
+                {
+                    name: [v for v, t in zip(values, texts, strict=True) if split_of[t] == split]
+                    for name, values in columns.items()
+                },
+                features=features,
+            )
+            for split in ("train", "validation", "test")
+        }
+    )
+
+
+def load_vader_lexicon() -> DatasetDict:
+    """VADER's lexicon (7520 rows: words, emoticons, slang) with the mean of 10 human valence ratings in
+    [-4, 4] as ``rating`` (a name the regression tasks find without --label_column)."""
+    path = _package_file("vaderSentiment", "vader_lexicon.txt")
+
+    def build() -> DatasetDict:
+        # token TAB mean TAB sd TAB raw ratings
+        rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return _splits_by_text({"text": [row[0] for row in rows], "rating": [float(row[1]) for row in rows]})
+
+    return _built_once("vader-lexicon-v1", build)
+
+
+register_builtin_dataset(
+    BuiltinDataset(
+        name="vader-lexicon",
+        load=load_vader_lexicon,
+        package="vaderSentiment",
+        description="VADER sentiment lexicon: 7520 words, emoticons and slang with mean human valence ratings "
+        "in [-4, 4] (vaderSentiment wheel, MIT License, (c) 2016 C.J. Hutto).",
+        tuned={"max_length": 16},  # single tokens: the longest is 11 MiniLM tokens with [CLS] and [SEP]
+    )
+)
+
+
+def load_warriner_vad() -> DatasetDict:
+    """Warriner, Kuperman & Brysbaert (2013) norms: 13915 English lemmas with mean valence, arousal and
+    dominance ratings (1-9). Read with the csv module: a CSV reader that maps ``null`` to a missing value
+    would lose the lemma "null"."""
+    path = _package_file("labMTsimple", "data/WK/BRM-emot-submit.csv")
+
+    def build() -> DatasetDict:
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        return _splits_by_text(
+            {
+                "text": [row["Word"] for row in rows],
+                "valence": [float(row["V.Mean.Sum"]) for row in rows],
+                "arousal": [float(row["A.Mean.Sum"]) for row in rows],
+                "dominance": [float(row["D.Mean.Sum"]) for row in rows],
+            }
+        )
+
+    return _built_once("warriner-vad-v1", build)
+
+
+register_builtin_dataset(
+    BuiltinDataset(
+        name="warriner-vad",
+        load=load_warriner_vad,
+        package="labMTsimple",
+        description="Warriner et al. (2013) norms: 13915 English lemmas with mean valence, arousal and dominance "
+        "ratings (1-9), from the labMTsimple sdist (no license file; its WK dictionary is marked 'CC'); "
+        "several outputs: --label_column valence,arousal,dominance.",
+        tuned={"max_length": 16},
     )
 )

@@ -66,8 +66,8 @@ class RegressionTask(Task):
 
     @property
     def demo_dataset(self) -> str:
-        # read only when --dataset is missing; until a built-in regression dataset is registered, say so
-        # (an empty name would load the current folder)
+        # read only when --dataset is missing; a task without a built-in dataset says so (an empty name would
+        # load the current folder); text regression has one (TextRegression.demo_dataset)
         raise ConfigError(
             f"--task {self.name} has no built-in demo dataset yet; pass --dataset (a CSV, JSON or parquet file "
             "with the inputs and a numeric target column, or a folder of train/validation/test files)."
@@ -248,6 +248,7 @@ class TextRegression(TextInputs, RegressionTask):
     peft_task_type = "SEQ_CLS"  # peft's type for any sequence head, regression included: it saves the head
     auto_model_class = AutoModelForSequenceClassification
     demo_model = "sentence-transformers/all-MiniLM-L6-v2"
+    demo_dataset = "vader-lexicon"  # its target column, ``rating``, is one of label_column_names
 
 
 class ImageRegression(ImageInputs, RegressionTask):
