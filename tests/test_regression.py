@@ -93,6 +93,7 @@ def test_text_regression_reports_metrics_card_and_plot(score_folder, tiny_bert_d
     assert (out / "predicted_vs_true.png").is_file() and not (out / "confusion_matrix.png").exists()
     card = ModelCard.load(out / "README.md")
     assert "- **Predicts:** 1 number: `score`" in card.text and "Labels (" not in card.text
+    assert "A text-regression model trained" in card.text and "A text-classification model" not in card.text
     assert f'pipeline("text-classification", model="{out.name}", function_to_apply="none")' in card.text
     assert "predicted_vs_true.png" in card.text
     assert [entry.metric_type for entry in card.data.eval_results] == ["r2", "pearson", "rmse"]

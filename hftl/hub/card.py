@@ -70,6 +70,8 @@ class CardFacts:
         sections: The method's markdown blocks after the results table (e.g. teacher vs student).
         plots: ``(file name, caption)`` of each task plot in the output directory.
         curves_image: The training curves' file name, if drawn.
+        kind: What the card's first line calls the model (the task's name where its pipeline tag is
+            another task's, e.g. regression served under text-classification); None: the pipeline tag.
     """
 
     title: str
@@ -90,6 +92,7 @@ class CardFacts:
     sections: list[str] = field(default_factory=list)
     plots: list[tuple[str, str]] = field(default_factory=list)
     curves_image: str | None = None
+    kind: str | None = None  # what the card's first line calls the model; the pipeline tag when None
 
 
 def format_metric(value) -> str:
@@ -141,9 +144,9 @@ def build_model_card(facts: CardFacts, repo_id: str | None = None) -> ModelCard:
     trainable = metrics.get("trainable_params")
     data_phrase = f" on `{facts.dataset}`" if facts.dataset else ""
     summary = (
-        f"A {facts.pipeline_tag} model fine-tuned from `{facts.base_model}`{data_phrase} with hftl."
+        f"A {facts.kind or facts.pipeline_tag} model fine-tuned from `{facts.base_model}`{data_phrase} with hftl."
         if facts.base_model
-        else f"A {facts.pipeline_tag} model trained{data_phrase} with hftl."
+        else f"A {facts.kind or facts.pipeline_tag} model trained{data_phrase} with hftl."
     )
     if facts.teacher:
         summary += f" Distilled from the teacher `{facts.teacher}`."

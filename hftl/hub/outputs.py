@@ -111,6 +111,7 @@ def write_card_and_images(
     facts = CardFacts(
         title=title,
         pipeline_tag=task.pipeline_tag,
+        kind=task.card_kind,
         method=method.name,
         method_summary=method.summary,
         metrics=metrics,

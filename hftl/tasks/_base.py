@@ -88,6 +88,8 @@ class Task:
     usage_example: ClassVar[str]
     # whether distillation's soft targets (class probabilities) mean anything for this task's outputs
     distillable: ClassVar[bool] = True
+    # what the card's first line calls the model, where the pipeline tag names another task (None: the tag)
+    card_kind: ClassVar[str | None] = None
 
     # --- labels: what the label column means ----------------------------------------------------
     def combine_label_columns(self, raw: dict[str, Dataset], data_args: DataArguments) -> dict[str, Dataset]:

@@ -245,6 +245,7 @@ class TextRegression(TextInputs, RegressionTask):
 
     name = "text-regression"
     pipeline_tag = "text-classification"  # transformers serves a sequence head's raw outputs under this tag
+    card_kind = "text-regression"
     peft_task_type = "SEQ_CLS"  # peft's type for any sequence head, regression included: it saves the head
     auto_model_class = AutoModelForSequenceClassification
     demo_model = "sentence-transformers/all-MiniLM-L6-v2"
@@ -256,5 +257,6 @@ class ImageRegression(ImageInputs, RegressionTask):
 
     name = "image-regression"
     pipeline_tag = "image-classification"
+    card_kind = "image-regression"
     auto_model_class = AutoModelForImageClassification
     demo_model = "timm/tf_efficientnet_lite0.in1k"
