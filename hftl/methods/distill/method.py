@@ -9,7 +9,7 @@ from ..._log import log
 from ...errors import ConfigError
 from ...hub.card import format_metric
 from .._base import Method, save_model_and_processor
-from .._registry import register_method
+from .._registry import method_names, register_method
 from .._student import check_student_layers, layer_count_attribute, truncate_layers
 from ..full import FullFineTuning
 from .teacher import (
@@ -59,7 +59,7 @@ class Distillation(Method):
         if not task.distillable:  # the loss matches class probabilities
             raise ConfigError(
                 f"--method distill matches the teacher's class probabilities, which a {task.name} model has "
-                "none of; use --method full, linear-probe or lora."
+                f"none of; use another --method ({', '.join(n for n in method_names() if n != self.name)})."
             )
         self.source = find_teacher(method_args.teacher, model_args.revision, model_args.trust_remote_code)
         self.model_args = model_args
