@@ -145,6 +145,52 @@ class DataArguments:
             "model's real maximum)."
         },
     )
+    label_all_subwords: bool = field(
+        default=False,
+        metadata={
+            "help": "Token classification: train on every subword of a word (B- becomes I- after the first) "
+            "instead of the first only; validation and test are scored per word either way."
+        },
+    )
+    ner_eval_mode: str = field(
+        default="default",
+        metadata={
+            "help": "Token classification: entity scoring as seqeval's default mode (lenient about "
+            "ill-formed predicted spans) or strict (exact spans under the data's tag scheme).",
+            "choices": ["default", "strict"],
+        },
+    )
+    long_text: str = field(
+        default="truncate",
+        metadata={
+            "help": "Text tasks, documents longer than --max_length: truncate (keep the beginning), head_tail "
+            "(keep the first quarter and the last three quarters of the room, as Sun et al. 2019), or chunk "
+            "(windows of --max_length tokens overlapping by --chunk_stride; the windows' logits pooled per "
+            "document in training, evaluation and test). Recorded in config.json as hftl_long_text; stock "
+            "pipeline() truncates.",
+            "choices": ["truncate", "head_tail", "chunk"],
+        },
+    )
+    chunk_stride: int | None = field(
+        default=None,
+        metadata={
+            "help": "--long_text chunk: tokens consecutive windows share (auto: a quarter of --max_length)."
+        },
+    )
+    max_chunks: int | None = field(
+        default=None,
+        metadata={
+            "help": "--long_text chunk: at most N windows per document, from its beginning (unset: all)."
+        },
+    )
+    chunk_aggregation: str = field(
+        default="mean",
+        metadata={
+            "help": "--long_text chunk: how a document's window logits become its logits: mean or max "
+            "(per class).",
+            "choices": ["mean", "max"],
+        },
+    )
     validation_split_size: float = field(
         default=0.1,
         metadata={
