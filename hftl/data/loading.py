@@ -22,6 +22,7 @@ from ._file_checks import (
     read_error,
 )
 from .builtin import builtin_datasets, load_builtin
+from .conll import CONLL_SUFFIXES, read_conll
 
 __all__ = ["DataSource", "load_raw_dataset", "duplicated_columns", "FILE_FORMATS"]
 
@@ -35,6 +36,7 @@ FILE_FORMATS = {
     ".json": ("json", {}),
     ".jsonl": ("json", {}),
     ".parquet": ("parquet", {}),
+    **{suffix: ("conll", {}) for suffix in CONLL_SUFFIXES},  # token/tag text, read by read_conll
 }
 _SOURCE_WORDS = {"builtin": "built-in dataset", "folder": "folder", "file": "file", "hub": "Hub dataset"}
 
@@ -76,11 +78,13 @@ def _load_files(data_files: dict[str, str]) -> DatasetDict:
                 "carves one from train."
             )
     suffixes = {Path(path).suffix.lower() for path in data_files.values()}
-    if len(suffixes) != 1:
+    if len(suffixes) != 1 and not suffixes <= set(CONLL_SUFFIXES):  # train.conll with dev.bio is one format
         raise DatasetNotFoundError(
             f"Split files mix formats ({', '.join(sorted(suffixes))}); use one format for all splits."
         )
-    builder, options = FILE_FORMATS[suffixes.pop()]
+    builder, options = FILE_FORMATS[min(suffixes)]
+    if builder == "conll":
+        return DatasetDict({split: read_conll(file) for split, file in data_files.items()})
     repeated = {}
     if builder in ("csv", "parquet"):
         for file in data_files.values():
@@ -148,7 +152,7 @@ def _load_folder(folder: Path) -> DatasetDict:
     if "train" not in data_files:
         raise DatasetNotFoundError(
             f"Folder '{folder}' has no train file; name the files train.csv / validation.csv / test.csv "
-            f"(or .json, .jsonl, .parquet, .tsv)."
+            f"(or .json, .jsonl, .parquet, .tsv, .conll)."
         )
     return _load_files(data_files)
 
