@@ -3,51 +3,27 @@ model building shared by every task."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import ClassVar
 
 import torch
 from accelerate import init_empty_weights
 from datasets import Dataset, DatasetDict
-from safetensors import safe_open
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from .._log import log
 from .._modules import HEAD_NAMES, named_head, within
 from ..data.columns import LABEL_COLUMN_NAMES
 from ..data.labels import LabelSpace
-from ..errors import ConfigError, DataError, ModelNotFoundError, first_line
+from ..errors import ConfigError, DataError, ModelNotFoundError
 from ..options.config import DataArguments, ModelArguments
+from ._checkpoint import safetensors_shapes
 
 __all__ = ["Task"]
 
 
 def _module_of(parameter_name: str) -> str:
     return parameter_name.rsplit(".", 1)[0]
-
-
-def _safetensors_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor name -> shape of a local safetensors checkpoint, read from the file headers only."""
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    elif (folder / "model.safetensors").is_file():
-        files = ["model.safetensors"]
-    else:
-        return {}
-    shapes = {}
-    for name in files:
-        try:
-            with safe_open(str(folder / name), framework="pt") as handle:
-                for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
-                    shapes[key] = tuple(handle.get_slice(key).get_shape())
-        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-            raise ModelNotFoundError(
-                f"Weights file '{folder / name}' can't be read ({first_line(exc)[:120]}); "
-                "download or save the model again."
-            ) from None
-    return shapes
 
 
 def _in_backbone(name: str, prefix: str, head: list[str]) -> bool:
@@ -86,8 +62,9 @@ class Task:
     label_column_names: ClassVar[tuple[str, ...]] = LABEL_COLUMN_NAMES
     # the input in the card's usage snippet, a Python literal (a text, a file name)
     usage_example: ClassVar[str]
-    # whether distillation's soft targets (class probabilities) mean anything for this task's outputs
-    distillable: ClassVar[bool] = True
+    # distillation: per-token outputs line up only where teacher and student tokenise alike (the teacher's
+    # tokenizer must then be the student's, to the backend; its outputs vary in length, so none are cached)
+    distill_same_tokenizer: ClassVar[bool] = False
     # what the card's first line calls the model, where the pipeline tag names another task (None: the tag)
     card_kind: ClassVar[str | None] = None
 
@@ -192,6 +169,30 @@ class Task:
         (e.g. a distilled model's card: teacher against student)."""
         return [name for name in self.metric_names(labels) if name != "loss"]
 
+    # --- distillation (--method distill) ---------------------------------------------------------
+    @property
+    def distillable(self) -> bool:
+        """Whether the task defines its distillation loss (``--method distill`` is refused otherwise)."""
+        return type(self).distill_soft_loss is not Task.distill_soft_loss
+
+    def distill_soft_loss(self, student_logits, teacher_logits, labels, temperature) -> torch.Tensor:
+        """The soft-target term: the student's outputs against the teacher's (the teacher side detached);
+        ``labels`` (the batch's, ``-100`` where hidden) let a task mask positions."""
+        raise NotImplementedError(f"{self.name} defines no distillation loss")
+
+    def distill_hard_loss(self, logits, labels) -> torch.Tensor:
+        """The true-label term, where ``plan_loss`` gave none: rows labelled ``-100`` (hidden by
+        ``--label_fraction``) add nothing; zero, not NaN, for a batch without labels."""
+        raise NotImplementedError(f"{self.name} defines no distillation loss")
+
+    def distill_view(self, labels: LabelSpace) -> Task:
+        """The task whose ``distill_*`` losses a run with ``labels`` calls: itself, unless they need the run's
+        label space (regression binds its target standardisation)."""
+        return self
+
+    def check_teacher(self, teacher_config: PretrainedConfig, data_args: DataArguments) -> None:
+        """Pre-flight: refuse in one line a distillation teacher whose outputs can't match this task's."""
+
     # --- model card ------------------------------------------------------------------------------
     # results table order; the model-index (Hub leaderboards) lists the test values of card_index_metrics
     card_metric_order: ClassVar[tuple[str, ...]] = ("loss",)
@@ -283,7 +284,7 @@ class Task:
         warning, quietly throwing the pretrained backbone away; only the classification head may differ."""
         if model_args.from_scratch or not Path(path).is_dir():
             return
-        shapes = _safetensors_shapes(Path(path))
+        shapes = safetensors_shapes(Path(path))
         if not shapes:
             return
         expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}

@@ -87,11 +87,20 @@ class StandardisedLoss:
         self.mean, self.std, self.folded = targets.mean, targets.std, folded
 
     def __call__(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, dtype=logits.dtype, device=logits.device)
-        std = torch.tensor(self.std, dtype=logits.dtype, device=logits.device)
-        predicted = (logits - mean) / std if self.folded else logits
-        wanted = (labels.to(logits.dtype).reshape(logits.shape) - mean) / std
-        return nn.functional.mse_loss(predicted, wanted)
+        labels = labels.reshape(logits.shape)
+        hidden = (labels == -100).all(dim=-1)  # distillation's rows hidden by --label_fraction
+        if hidden.any():
+            if hidden.all():
+                return logits.sum() * 0.0
+            logits, labels = logits[~hidden], labels[~hidden]
+        predicted = self.standardise(logits) if self.folded else logits
+        return nn.functional.mse_loss(predicted, self.standardise(labels.to(logits.dtype)))
+
+    def standardise(self, values: torch.Tensor) -> torch.Tensor:
+        """``(value - mean) / std`` per output, for ``values`` (rows x outputs) in the targets' original units."""
+        mean = torch.tensor(self.mean, dtype=values.dtype, device=values.device)
+        std = torch.tensor(self.std, dtype=values.dtype, device=values.device)
+        return (values - mean) / std
 
 
 def _correlation(function, predicted: np.ndarray, true: np.ndarray) -> float:

@@ -5,9 +5,11 @@ standardisation is folded into the head's output layer, so the saved model and s
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
+import torch
 from datasets import Dataset, List, Value
 from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
 
@@ -59,7 +61,6 @@ class RegressionTask(Task):
     a predicted-against-true plot. Text and image regression differ only in their inputs."""
 
     label_column_names = tuple(dict.fromkeys((*LABEL_COLUMN_NAMES, "score", "value", "y")))
-    distillable = False
     report_title = "regression report on the test split"
     card_metric_order = ("r2", "pearson", "spearman", "rmse", "mae", "mse", "loss")
     card_index_metrics = ("r2", "pearson", "rmse")
@@ -201,6 +202,49 @@ class RegressionTask(Task):
 
     def comparison_metrics(self, labels: Targets) -> list[str]:
         return ["r2", "pearson", "rmse"]
+
+    # --- distillation ----------------------------------------------------------------------------
+    # The teacher is an hftl regression output: its head gives the targets' original units (folded). The
+    # student trains on standardised targets, so the teacher's outputs are standardised by the student's
+    # targets (distill_view binds them) and both terms are MSEs in those units. No temperature: a number has
+    # no distribution to soften.
+    _distill_targets: Targets | None = None
+
+    def distill_view(self, labels: Targets) -> RegressionTask:
+        view = copy.copy(self)
+        view._distill_targets = labels
+        return view
+
+    def distill_soft_loss(self, student_logits, teacher_logits, labels, temperature) -> torch.Tensor:
+        teacher = teacher_logits.detach().to(student_logits.dtype).reshape(student_logits.shape)
+        if self._distill_targets is not None:
+            teacher = StandardisedLoss(self._distill_targets).standardise(teacher)
+        return torch.nn.functional.mse_loss(student_logits.float(), teacher.float())
+
+    def distill_hard_loss(self, logits, labels) -> torch.Tensor:
+        if self._distill_targets is None:  # no standardisation bound: the values as they are
+            return StandardisedLoss(Targets(["y"], mean=(0.0,), std=(1.0,)))(logits, labels)
+        return StandardisedLoss(self._distill_targets)(logits, labels)
+
+    def check_teacher(self, teacher_config, data_args: DataArguments) -> None:
+        stored = getattr(teacher_config, CONFIG_KEY, None)
+        if getattr(teacher_config, "problem_type", None) != "regression" or not stored:
+            raise ConfigError(
+                f"--method distill with --task {self.name} needs a regression teacher (an hftl {self.name} "
+                "output, whose head gives values in the targets' units); this one predicts classes or unknown units."
+            )
+        if not stored.get("folded_into_head"):
+            raise ConfigError(
+                "The teacher's outputs are standardised targets (a checkpoint written while training); distill "
+                "from the run's output directory, whose head gives the targets' own units."
+            )
+        names = [str(teacher_config.id2label[i]) for i in sorted(teacher_config.id2label)]
+        given = data_args.label_column
+        if given and "," in given and _columns(given) != names:
+            raise ConfigError(
+                f"The teacher predicts {', '.join(names)}, but --label_column is {given}; distill with the "
+                "teacher's target columns, in its order."
+            )
 
     # --- model card -------------------------------------------------------------------------------
     def card_tags(self, labels: Targets) -> list[str]:

@@ -1,34 +1,16 @@
-"""Knowledge-distillation losses as small pure functions (Hinton et al. 2015; hidden states as in TinyBERT)."""
+"""Knowledge-distillation losses as small pure functions (Hinton et al. 2015; hidden states as in TinyBERT).
+
+Each task owns its soft-target and true-label terms (``Task.distill_soft_loss`` / ``distill_hard_loss``);
+classification's, :func:`soft_target_loss`, lives with the task and is re-exported here.
+"""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from ...tasks.classification import soft_target_loss
 
 __all__ = ["distillation_loss", "soft_target_loss", "hidden_state_loss"]
-
-
-def soft_target_loss(
-    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float, multi_label: bool = False
-) -> torch.Tensor:
-    """``T² · KL(teacher_T || student_T)``, zero when the logits are equal.
-
-    Single-label: softmax over classes, KL averaged over the batch. Multi-label: one Bernoulli per
-    class (sigmoid), KL averaged over examples and classes. The ``T²`` factor keeps the gradient scale
-    independent of the temperature. The teacher side is detached, so gradients reach only the student.
-    """
-    student = student_logits.float() / temperature
-    teacher = teacher_logits.detach().float() / temperature
-    if multi_label:
-        p = torch.sigmoid(teacher)
-        kl = F.binary_cross_entropy_with_logits(
-            student, p, reduction="none"
-        ) - F.binary_cross_entropy_with_logits(teacher, p, reduction="none")
-        return kl.mean() * temperature**2
-    kl = F.kl_div(
-        F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), log_target=True, reduction="batchmean"
-    )
-    return kl * temperature**2
 
 
 def distillation_loss(

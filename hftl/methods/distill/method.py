@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import torch
 
 from ..._batch import model_inputs
@@ -15,6 +18,7 @@ from ..full import FullFineTuning
 from .teacher import (
     find_teacher,
     load_teacher,
+    padded,
     teacher_inputs,
     teacher_label_names,
     teacher_logits,
@@ -49,6 +53,7 @@ class Distillation(Method):
     help = "a student learns from a fine-tuned teacher"
     required_options = ("teacher",)
     takes_student_layers = True
+    pools_document_windows = False  # its loss calls the student and teacher on windows, unpooled
 
     @classmethod
     def tuned_learning_rate(cls, dataset, tuned) -> float | None:
@@ -56,13 +61,14 @@ class Distillation(Method):
         return FullFineTuning.tuned_learning_rate(dataset, tuned)
 
     def setup(self, model_args, data_args, method_args, task) -> None:
-        if not task.distillable:  # the loss matches class probabilities
+        if not task.distillable:  # the task defines no distillation loss (Task.distill_soft_loss)
             raise ConfigError(
-                f"--method distill matches the teacher's class probabilities, which a {task.name} model has "
-                f"none of; use another --method ({', '.join(n for n in method_names() if n != self.name)})."
+                f"--method distill needs the task's distillation loss, which --task {task.name} doesn't define; "
+                f"use another --method ({', '.join(n for n in method_names() if n != self.name)})."
             )
         self.source = find_teacher(method_args.teacher, model_args.revision, model_args.trust_remote_code)
         self.model_args = model_args
+        task.check_teacher(self.source.config(), data_args)  # e.g. regression: the same target columns
         self.label_order = teacher_label_names(self.source)
         self.kept_layers = None
         self.pixel_map = None
@@ -99,6 +105,12 @@ class Distillation(Method):
         if task is not None:  # the teacher loads only after the student is built: check its weights file now
             teacher_skeleton = task.model_skeleton(self.source.config(), self.model_args)
             task.check_weights(self.source.config_path, teacher_skeleton, self.model_args)
+        if method_args.teacher_logits == "cache" and task is not None and task.distill_same_tokenizer:
+            # one output per token: the rows' outputs differ in length, which the collator doesn't pad
+            raise ConfigError(
+                f"--teacher_logits cache stores one fixed-size teacher output per row; --task {task.name}'s outputs "
+                "are per token (one length per row): use --teacher_logits online."
+            )
         if (
             method_args.teacher_logits == "cache"
             and data_args is not None
@@ -122,6 +134,16 @@ class Distillation(Method):
                     f"The teacher's tokenizer ({len(teacher_tokenizer)} tokens) differs from the student's "
                     f"({len(processor)} tokens); hftl feeds both models the same token ids, so pick a student "
                     "with the teacher's tokenizer, or use --student_layers to distill into a truncated teacher."
+                )
+            if (
+                task is not None
+                and task.distill_same_tokenizer
+                and _backend(teacher_tokenizer) != _backend(processor)
+            ):
+                raise ConfigError(
+                    f"The teacher's tokenizer splits text differently from the student's (same vocabulary, another "
+                    f"normaliser or pre-tokenizer); --task {task.name} matches outputs token by token, so pick a "
+                    "student with the teacher's tokenizer, or use --student_layers to distill into a truncated teacher."
                 )
         if processor is not None and task is not None and task.modality == "image":
             self.pixel_map = self._pixel_map(processor, data_args, task)
@@ -148,7 +170,9 @@ class Distillation(Method):
         return model
 
     def learns_from_unlabelled(self, task) -> bool:
-        return task.modality == "text"  # images: the unlabelled rows would need the train transform
+        # images: the unlabelled rows would need the train transform; per-token tasks mask the soft term by
+        # the label positions, which a hidden row has none of
+        return task.modality == "text" and not task.distill_same_tokenizer
 
     def build_trainer(self, task, data, tokenized, collator, training_args, method_args, **trainer_kwargs):
         self.teacher = load_teacher(self.source, task)
@@ -184,7 +208,7 @@ class Distillation(Method):
             teacher=self.teacher if method_args.teacher_logits == "online" or self.hidden_weight else None,
             alpha=method_args.distill_alpha,
             temperature=method_args.distill_temperature,
-            multi_label=data.labels.multi_label,
+            task=task.distill_view(data.labels),
             hidden_weight=self.hidden_weight,
             layer_map=layer_map,
             pixel_map=self.pixel_map,
@@ -217,7 +241,8 @@ class Distillation(Method):
         from transformers import EvalPrediction
 
         predictions = preprocess(torch.from_numpy(logits), None).numpy()
-        labels = torch.tensor(tokenized["test"].with_format(None)["labels"]).numpy()
+        # per-token labels differ in length from row to row: padded with -100, as Trainer pads them
+        labels = padded([np.asarray(row) for row in tokenized["test"].with_format(None)["labels"]])
         teacher = {
             f"teacher_test_{key}": value
             for key, value in compute_metrics(
@@ -235,9 +260,14 @@ class Distillation(Method):
             self.teacher, teacher_inputs(batch, self.pixel_map, args.device)
         ) / inference_latency(student, model_inputs(batch, args.device))
         key = self.task.headline_metric(data.labels)
+        student_score, teacher_score = metrics[f"test_{key}"], teacher[f"teacher_test_{key}"]
         report = {
             **teacher,
-            "retention": metrics[f"test_{key}"] / max(teacher[f"teacher_test_{key}"], 1e-12),
+            # the share of the teacher's score the student keeps: student ÷ teacher, or teacher ÷ student for
+            # a metric where lower is better (an error)
+            "retention": student_score / max(teacher_score, 1e-12)
+            if self.task.greater_is_better(key)
+            else teacher_score / max(student_score, 1e-12),
             "student_params": sum(p.numel() for p in student.parameters()),
             "teacher_params": sum(p.numel() for p in self.teacher.parameters()),
             "latency_speedup": speedup,
@@ -294,6 +324,16 @@ class Distillation(Method):
         return ["\n".join(lines + [f"| {name} | {teacher} | {student} |" for name, teacher, student in rows])]
 
 
+def _backend(tokenizer) -> dict | None:
+    """A fast tokenizer's pipeline (normaliser, pre-tokenizer, model, post-processor), without the call-time
+    truncation and padding settings; ``None`` for a slow tokenizer (its vocabulary is all hftl compares)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    settings = json.loads(backend.to_str())
+    return {key: value for key, value in settings.items() if key not in ("truncation", "padding")}
+
+
 @torch.inference_mode()
 def inference_latency(model, inputs: dict, repeats: int = 5) -> float:
     """Median seconds of one forward pass on ``inputs`` (after a warm-up pass), in eval mode."""
@@ -318,14 +358,25 @@ def inference_latency(model, inputs: dict, repeats: int = 5) -> float:
 
 
 def _with_unlabelled(train, unlabelled):
-    """Labelled and unlabelled training rows together; the unlabelled carry label -100 (no hard loss)."""
-    from datasets import Value, concatenate_datasets
+    """Labelled and unlabelled training rows together; the unlabelled carry label -100 (no hard loss): a
+    class id, or every value of a row's numbers (regression targets, multi-hot classes)."""
+    from datasets import ClassLabel, Value, concatenate_datasets
 
-    train = train.cast_column("labels", Value("int64"))
-    unlabelled = unlabelled.cast_column("labels", Value("int64")).map(
-        lambda batch: {"labels": [-100] * len(batch["labels"])}, batched=True, desc="unlabelled rows"
+    feature = train.features["labels"]
+    if isinstance(feature, ClassLabel) or (isinstance(feature, Value) and "int" in feature.dtype):
+        train, unlabelled = (split.cast_column("labels", Value("int64")) for split in (train, unlabelled))
+        feature = Value("int64")
+    unlabelled = unlabelled.map(
+        lambda batch: {"labels": [_hidden(value) for value in batch["labels"]]},
+        batched=True,
+        desc="unlabelled rows",
     )
-    return concatenate_datasets([train, unlabelled])
+    return concatenate_datasets([train, unlabelled.cast_column("labels", feature)])
+
+
+def _hidden(value):
+    """``value`` with every number -100 (the label no loss counts), in the same shape."""
+    return [_hidden(item) for item in value] if isinstance(value, list) else -100
 
 
 def _add_column(dataset, name: str, values: list):

@@ -22,6 +22,7 @@ __all__ = [
     "find_teacher",
     "teacher_label_names",
     "load_teacher",
+    "padded",
     "teacher_inputs",
     "teacher_logits",
     "teacher_pixel_map",
@@ -237,5 +238,20 @@ def teacher_logits(
     for batch in loader:
         inputs = teacher_inputs(batch, pixel_map, device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            chunks.append(teacher(**inputs).logits.float().cpu())
-    return torch.cat(chunks).numpy()
+            chunks.append(teacher(**inputs).logits.float().cpu().numpy())
+    return padded(chunks, stacked=False)
+
+
+def padded(arrays: list[np.ndarray], stacked: bool = True) -> np.ndarray:
+    """``arrays`` (rows, or batches of rows when not ``stacked``) as one array, each padded with -100 to the
+    longest along every axis after the first (per-token outputs: one length per row or batch)."""
+    arrays = [array[None] if stacked else array for array in arrays]
+    shape = np.max([array.shape[1:] for array in arrays], axis=0) if arrays[0].ndim > 1 else ()
+    if all(array.shape[1:] == tuple(shape) for array in arrays):
+        return np.concatenate(arrays)
+    out = np.full((sum(len(array) for array in arrays), *shape), -100, dtype=arrays[0].dtype)
+    start = 0
+    for array in arrays:
+        out[(slice(start, start + len(array)), *(slice(0, size) for size in array.shape[1:]))] = array
+        start += len(array)
+    return out

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...tasks import ClassificationTask
 from ...trainer import HftlTrainer
-from .loss import distillation_loss, hidden_state_loss
+from .loss import hidden_state_loss
 from .teacher import teacher_inputs
 
 __all__ = ["DistillationTrainer", "PROJECTION_NAME"]
@@ -17,14 +18,16 @@ PROJECTION_NAME = "hftl_hidden_projection"
 
 
 class DistillationTrainer(HftlTrainer):
-    """``HftlTrainer`` with a frozen teacher.
+    """``HftlTrainer`` with a frozen teacher; the training loss is ``alpha · hard + (1 - alpha) · soft``, both
+    terms the task's (``Task.distill_hard_loss``, ``Task.distill_soft_loss``).
 
     Args:
         teacher: The teacher model (eval mode, no gradients); ``None`` when every training row carries
             cached ``teacher_logits``.
         alpha: Weight of the true-label loss.
         temperature: Softmax temperature of the soft targets.
-        multi_label: Sigmoid (per class) soft targets instead of softmax.
+        task: The task whose losses these are (``Task.distill_view``; default: classification, single- or
+            multi-label from the labels' shape).
         hidden_weight: Weight of the hidden-state MSE (0 turns it off).
         layer_map: ``(student, teacher)`` indices into ``output_hidden_states`` for that MSE.
         pixel_map: Turns the student's pixels into the teacher's (images whose mean/std or size
@@ -37,7 +40,7 @@ class DistillationTrainer(HftlTrainer):
         teacher=None,
         alpha=0.5,
         temperature=2.0,
-        multi_label=False,
+        task=None,
         hidden_weight=0.0,
         layer_map=None,
         pixel_map=None,
@@ -45,7 +48,8 @@ class DistillationTrainer(HftlTrainer):
     ):
         super().__init__(*args, **kwargs)
         self.teacher = teacher
-        self.alpha, self.temperature, self.multi_label = alpha, temperature, multi_label
+        self.alpha, self.temperature = alpha, temperature
+        self.task = task if task is not None else ClassificationTask()
         self.hidden_weight, self.layer_map, self.pixel_map = hidden_weight, layer_map or [], pixel_map
         if teacher is not None:
             dtype = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
@@ -65,10 +69,12 @@ class DistillationTrainer(HftlTrainer):
         want_hidden = self.hidden_weight > 0
         labels = inputs.pop("labels")
         outputs = model(**inputs, output_hidden_states=want_hidden)
-        if self.class_loss is not None:  # class weights / label smoothing apply to the true-label term
+        if (
+            self.class_loss is not None
+        ):  # the task's planned loss: class weights, label smoothing, standardised MSE
             hard = self.class_loss(outputs.logits, labels)
         else:
-            hard = true_label_loss(outputs.logits, labels, self.multi_label)
+            hard = self.task.distill_hard_loss(outputs.logits, labels)
         teacher_outputs = None
         if cached is None or want_hidden:
             with torch.no_grad():
@@ -76,14 +82,10 @@ class DistillationTrainer(HftlTrainer):
                     **teacher_inputs(inputs, self.pixel_map), output_hidden_states=want_hidden
                 )
         teacher = cached if cached is not None else teacher_outputs.logits
-        loss = distillation_loss(
-            outputs.logits,
-            teacher.to(outputs.logits.device),
-            hard,
-            alpha=self.alpha,
-            temperature=self.temperature,
-            multi_label=self.multi_label,
+        soft = self.task.distill_soft_loss(
+            outputs.logits, teacher.to(outputs.logits.device), labels, self.temperature
         )
+        loss = self.alpha * hard + (1.0 - self.alpha) * soft
         if want_hidden:
             projection = getattr(self.accelerator.unwrap_model(model), PROJECTION_NAME, None)
             loss = loss + self.hidden_weight * hidden_state_loss(
@@ -94,17 +96,6 @@ class DistillationTrainer(HftlTrainer):
                 projection,
             )
         return (loss, outputs) if return_outputs else loss
-
-
-def true_label_loss(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool) -> torch.Tensor:
-    """Cross-entropy (BCE for multi-label) over the rows that have labels; rows labelled -100 (hidden by
-    ``--label_fraction``) only learn from the teacher. Zero, not NaN, for a batch without labels."""
-    if multi_label:
-        return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
-    labelled = labels != -100
-    if not labelled.any():
-        return logits.sum() * 0.0
-    return nn.functional.cross_entropy(logits[labelled].float(), labels[labelled])
 
 
 def add_projection(student: nn.Module, student_width: int, teacher_width: int) -> None:
