@@ -17,7 +17,7 @@ from .data import LabelSpace, PreparedData, prepare_data
 from .errors import ConfigError, HftlError, ModelNotFoundError, first_line
 from .hub.publish import check_run_can_push
 from .methods import Method, check_method_switches, get_method, methods_with
-from .options.checks import check_room_for_text
+from .options.checks import check_long_text, check_room_for_text
 from .options.config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 from .resolve import ResolvedModel, resolve_model
 from .run.checkpoints import resume_checkpoint
@@ -151,6 +151,8 @@ def plan_run(
         log("auto settings: " + ", ".join(shown))
     max_length = data_args.max_length
     check_room_for_text(processor, max_length, data.input_columns)  # needs the tokenizer's special tokens
+    check_long_text(data_args, task=task, method=method, processor=processor, config=config,
+                    max_length=max_length, input_columns=data.input_columns)  # fmt: skip
     skeleton = task.model_skeleton(config, model_args)
     task.check_weights(resolved.path, skeleton, model_args)  # a backbone that doesn't fit its config
     method.preflight(skeleton, method_args, processor=processor, data_args=data_args, task=task)

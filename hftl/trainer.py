@@ -21,6 +21,7 @@ from .errors import CheckpointError, ConfigError, HftlError
 from .run.checkpoints import MANIFEST, rotate_checkpoints, write_manifest
 from .run.faults import fault_point
 from .run.identity import RUN_FILE
+from .tasks._long_text import WINDOWS, document_aggregation, document_loss, pool_windows
 from .techniques.param_groups import discriminative_param_groups, uses_param_groups
 from .techniques.unfreeze import GradualUnfreezing
 
@@ -126,7 +127,9 @@ class HftlTrainer(Trainer):
       when the switches ask (``head_modules``: the new head's module names; see :mod:`hftl.techniques`);
     - averages the loss over the global batch with several processes or gradient accumulation;
     - computes the loss with ``class_loss`` when set (class weights, label smoothing; see
-      :mod:`hftl.techniques.class_weights`).
+      :mod:`hftl.techniques.class_weights`);
+    - pools the logits of a document's windows (``--long_text chunk``: batches carrying
+      :data:`~hftl.tasks._long_text.WINDOWS`) into the document's before the loss and the metrics.
     """
 
     class_loss = None  # a ClassLoss replacing the model's own loss; None: the model's (stock) loss
@@ -236,12 +239,41 @@ class HftlTrainer(Trainer):
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if WINDOWS in inputs:  # --long_text chunk: the loss is on each document's pooled logits
+            return self._document_loss(model, inputs, return_outputs)
         if self.class_loss is None or "labels" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs.pop("labels")
         outputs = model(**inputs)
         loss = self.class_loss(outputs.logits, labels)  # a batch mean, like the models' own loss
         return (loss, outputs) if return_outputs else loss
+
+    def _document_loss(self, model, inputs, return_outputs):
+        """A batch of documents' windows (``--long_text chunk``): the model runs on every window, the
+        windows' logits are pooled per document (the aggregation ``config.json`` records), and the loss
+        (``class_loss``, else the model's own for its problem type) is on the documents' logits, which
+        the outputs then hold, so the metrics count documents. The loss is per document rather than per
+        window: a window without the label's evidence isn't trained to predict it, and every document
+        weighs the same whatever its length."""
+        windows, labels = inputs.pop(WINDOWS), inputs.pop("labels", None)
+        outputs = model(**inputs)
+        unwrapped = self.accelerator.unwrap_model(model)
+        outputs.logits = pool_windows(outputs.logits, windows, document_aggregation(unwrapped))
+        loss = (
+            None
+            if labels is None
+            else document_loss(outputs.logits, labels, unwrapped.config, self.class_loss)
+        )
+        outputs.loss = loss
+        return (loss, outputs) if return_outputs else loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        if WINDOWS not in inputs or inputs.get("labels") is not None:  # with labels: through compute_loss
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        inputs = self._prepare_inputs(inputs)  # unlabelled documents: their pooled logits
+        with torch.no_grad(), self.compute_loss_context_manager():
+            _, outputs = self._document_loss(model, inputs, return_outputs=True)
+        return None, None if prediction_loss_only else outputs.logits.detach(), None
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)

@@ -63,6 +63,8 @@ class Method:
     trains_from_scratch: ClassVar[bool] = False  # --from_scratch: random weights
     takes_student_layers: ClassVar[bool] = False  # --student_layers: a truncated copy of the model
     unfreezes: ClassVar[bool] = False  # --unfreeze_schedule: frozen layers thawed during training
+    # --long_text chunk: the method's Trainer pools a document's window logits (HftlTrainer.compute_loss)
+    pools_document_windows: ClassVar[bool] = True
 
     # learning rates measured for this method on built-in datasets (dataset name -> rate): its auto rate there
     tuned_learning_rates: ClassVar[dict[str, float]] = {}

@@ -23,7 +23,15 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["OPTION_RULES", "Rule", "check_options", "coerce_value", "check_room_for_text"]
+__all__ = [
+    "OPTION_RULES",
+    "Rule",
+    "check_options",
+    "coerce_value",
+    "check_room_for_text",
+    "check_long_text",
+    "default_chunk_stride",
+]
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,10 @@ OPTION_RULES: dict[str, Rule] = {
     "max_train_samples": ALL_OR_AT_MOST,
     "max_eval_samples": ALL_OR_AT_MOST,
     "max_test_samples": ALL_OR_AT_MOST,
+    "chunk_stride": AT_LEAST_0.named(
+        "a number of tokens, at least 0", unset=" for a quarter of --max_length"
+    ),
+    "max_chunks": ALL_OR_AT_MOST.named("at least 1", unset=" to keep every window"),
     # MethodArguments
     "student_layers": AT_LEAST_1,
     "distill_alpha": WEIGHT,
@@ -255,4 +267,72 @@ def check_room_for_text(processor, max_length: int | None, input_columns: list[s
         raise ConfigError(
             f"--max_length {max_length} leaves no room for text: the tokenizer adds {special} special tokens "
             f"to each example; give at least {special + 1}, or leave it unset for the model maximum."
+        )
+
+
+LONG_TEXT_STRATEGIES = ("truncate", "head_tail", "chunk")
+
+
+def default_chunk_stride(max_length: int) -> int:
+    """``--chunk_stride`` on auto: consecutive windows share a quarter of ``max_length``."""
+    return max_length // 4
+
+
+def check_long_text(data_args, *, task, method, processor, config, max_length, input_columns) -> None:
+    """Refuse a ``--long_text`` setting this run can't apply, in one line, at plan time: a value outside the
+    choices, chunk options without chunk, a task that doesn't read whole texts (``task.takes_long_text``),
+    a sentence pair, a slow tokenizer, a stride that fills the window, a method whose Trainer doesn't pool
+    windows (``method.pools_document_windows``), max pooling of regression outputs."""
+    strategy = data_args.long_text
+    if strategy not in LONG_TEXT_STRATEGIES:
+        raise ConfigError(f"--long_text must be one of {', '.join(LONG_TEXT_STRATEGIES)} (got {strategy!r}).")
+    if data_args.chunk_aggregation not in ("mean", "max"):
+        raise ConfigError(f"--chunk_aggregation must be mean or max (got {data_args.chunk_aggregation!r}).")
+    chunk_only = [
+        f"--{name}"
+        for name, unset in (("chunk_stride", None), ("max_chunks", None), ("chunk_aggregation", "mean"))
+        if getattr(data_args, name) != unset
+    ]
+    if strategy != "chunk" and chunk_only:
+        verb = "apply" if len(chunk_only) > 1 else "applies"
+        raise ConfigError(
+            f"{', '.join(chunk_only)} {verb} only with --long_text chunk (got --long_text {strategy})."
+        )
+    if strategy == "truncate":
+        return
+    if not getattr(task, "takes_long_text", False):
+        raise ConfigError(
+            f"--long_text {strategy} works for whole-text tasks (text classification, text regression), not "
+            f"{task.name}; leave it at truncate."
+        )
+    if len(input_columns) > 1:
+        raise ConfigError(
+            f"--long_text {strategy} takes one text column, not a pair ({', '.join(input_columns)}); use "
+            "truncate for sentence pairs."
+        )
+    if not getattr(processor, "is_fast", False):
+        raise ConfigError(
+            f"--long_text {strategy} needs a fast tokenizer (its overflow windows); {type(processor).__name__} "
+            "is not one: use truncate, or a checkpoint with a tokenizer.json."
+        )
+    if strategy != "chunk":
+        return
+    room = max_length - processor.num_special_tokens_to_add(pair=False)
+    stride = (
+        data_args.chunk_stride if data_args.chunk_stride is not None else default_chunk_stride(max_length)
+    )
+    if stride >= room:
+        raise ConfigError(
+            f"--chunk_stride {stride} must be less than the {room} text tokens a window of --max_length "
+            f"{max_length} holds; give a smaller stride."
+        )
+    if not getattr(method, "pools_document_windows", True):
+        raise ConfigError(
+            f"--long_text chunk pools window logits in hftl's Trainer, which --method {method.name} replaces "
+            "with its own loss; use --long_text head_tail or truncate with it."
+        )
+    if data_args.chunk_aggregation == "max" and getattr(config, "problem_type", None) == "regression":
+        raise ConfigError(
+            "--chunk_aggregation max takes each output's largest window value, which biases a regression "
+            "upwards; use mean."
         )

@@ -6,12 +6,7 @@ import json
 
 from datasets import Dataset, DatasetDict
 from datasets.fingerprint import Hasher
-from transformers import (
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    DataCollatorWithPadding,
-    PretrainedConfig,
-)
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig
 
 from .._log import log
 from ..data.columns import find_text_columns
@@ -19,6 +14,13 @@ from ..data.labels import LabelSpace
 from ..errors import ConfigError, DataError, ModelNotFoundError
 from ..options.config import DataArguments, ModelArguments
 from ._base import Task
+from ._long_text import (
+    CONFIG_KEY,
+    DocumentWindowsCollator,
+    encode_head_tail,
+    encode_windows,
+    long_text_settings,
+)
 from .classification import ClassificationTask
 
 __all__ = ["TextInputs", "TextClassification"]
@@ -27,6 +29,7 @@ __all__ = ["TextInputs", "TextClassification"]
 _UNSET_LENGTH = 1_000_000
 _TRUNCATED = "hftl_truncated"
 _CUT = "hftl_cut"
+_WINDOW_COUNT = "hftl_window_count"
 # Texts are cut to max_length * this many characters before tokenising: a tokenizer handles a whole cell
 # before it truncates, so one 100 MB cell would cost minutes and gigabytes. Tokens average 3-6 characters,
 # so the cut changes what the model sees only for text made of whitespace runs or 64-character words.
@@ -44,7 +47,9 @@ class TextInputs(Task):
     (``class TextClassification(TextInputs, ClassificationTask)``).
 
     Tokenisation is batched and cached by ``datasets``; it truncates to ``max_length`` and leaves
-    padding to the collator, which pads each batch to its own longest example.
+    padding to the collator, which pads each batch to its own longest example. ``--long_text`` keeps a
+    long document's head and tail instead, or splits it into windows pooled per document (see
+    :mod:`hftl.tasks._long_text`).
     """
 
     modality = "text"
@@ -129,6 +134,8 @@ class TextInputs(Task):
         max_length: int | None,
         data_args: DataArguments,
     ) -> DatasetDict:
+        if data_args.long_text != "truncate":
+            return self._preprocess_long(data, processor, input_columns, max_length, data_args)
         max_chars = max_length * CHARS_PER_TOKEN_BOUND if max_length else None
 
         def tokenize(batch):
@@ -152,18 +159,7 @@ class TextInputs(Task):
             return encoded
 
         transform = _tokenize_fingerprint(processor, input_columns, max_length, tokenize)
-        tokenized = DatasetDict(
-            {
-                name: split.map(
-                    tokenize,
-                    batched=True,
-                    remove_columns=input_columns,
-                    desc="tokenising",
-                    new_fingerprint=Hasher.hash([split._fingerprint, transform]) if transform else None,
-                )
-                for name, split in data.items()
-            }
-        )
+        tokenized = _tokenize_splits(data, tokenize, transform, input_columns)
         cut = sum(sum(split[_CUT]) for split in tokenized.values())
         if cut:
             log(
@@ -180,17 +176,95 @@ class TextInputs(Task):
             )
         return tokenized.remove_columns([_TRUNCATED, _CUT])
 
+    @property
+    def takes_long_text(self) -> bool:
+        """Whether ``--long_text`` applies: the task tokenises whole texts here (a subclass that tokenises
+        its own way, e.g. word lists, doesn't take it)."""
+        return type(self).preprocess is TextInputs.preprocess and type(self).collator is TextInputs.collator
+
+    def _preprocess_long(self, data, processor, input_columns, max_length, data_args) -> DatasetDict:
+        """``--long_text head_tail`` or ``chunk``: one row per document, as head + tail or as its windows."""
+        settings = long_text_settings(data_args, max_length, processor)
+        max_chars = max_length * CHARS_PER_TOKEN_BOUND
+        column = input_columns[0]  # one text column (a pair is refused at plan time)
+        chunk = settings.strategy == "chunk"
+
+        def tokenize(batch):
+            texts = batch[column]
+            if chunk and settings.max_chunks:  # the cap bounds what the windows can reach
+                texts = [text[: max_chars * settings.max_chunks] for text in texts]
+            elif not chunk:  # the head and the tail, each far more characters than tokens kept
+                texts = [
+                    text if len(text) <= 2 * max_chars else f"{text[:max_chars]} {text[-max_chars:]}"
+                    for text in texts
+                ]
+            if chunk:
+                encoded, counts = encode_windows(processor, texts, max_length, settings)
+            else:
+                encoded, cut = encode_head_tail(processor, texts, max_length, settings)
+                counts = [2 if long else 1 for long in cut]
+            return {**encoded, _WINDOW_COUNT: counts}
+
+        transform = _tokenize_fingerprint(processor, input_columns, max_length, tokenize, settings)
+        tokenized = _tokenize_splits(data, tokenize, transform, input_columns)
+        for name, split in tokenized.items():
+            counts = split[_WINDOW_COUNT]
+            long = sum(count > 1 for count in counts)
+            if not long:
+                continue
+            if chunk:
+                kept = [min(count, settings.max_chunks or count) for count in counts]
+                capped = (
+                    f"; {sum(c > k for c, k in zip(counts, kept, strict=True))} capped at --max_chunks"
+                    if settings.max_chunks
+                    else ""
+                )
+                log(
+                    f"chunk: {name} {long} of {len(counts)} documents longer than max_length={max_length} tokens "
+                    f"split into windows overlapping by {settings.stride}: {sum(kept) / len(kept):.2f} windows per "
+                    f"document on average, at most {max(kept)}{capped}"
+                )
+            else:
+                log(
+                    f"head_tail: {name} {long} of {len(counts)} documents longer than max_length={max_length} "
+                    f"tokens keep their first {settings.head} and last {settings.room - settings.head} tokens"
+                )
+        return tokenized.remove_columns([_WINDOW_COUNT])
+
+    def on_model_built(self, model, processor, data_args: DataArguments, training_args) -> None:
+        super().on_model_built(model, processor, data_args, training_args)
+        if getattr(data_args, "long_text", "truncate") != "truncate":  # recorded for predict tooling
+            settings = long_text_settings(data_args, data_args.max_length, processor)
+            setattr(model.config, CONFIG_KEY, {**settings.record(), "max_length": data_args.max_length})
+
     def collator(self, processor, pad_to_multiple_of: int | None):
-        return DataCollatorWithPadding(processor, pad_to_multiple_of=pad_to_multiple_of)
+        # the stock padding collator, flattening rows that hold a document's windows (--long_text chunk)
+        return DocumentWindowsCollator(processor, pad_to_multiple_of=pad_to_multiple_of)
+
+
+def _tokenize_splits(data: DatasetDict, tokenize, transform: str | None, input_columns) -> DatasetDict:
+    return DatasetDict(
+        {
+            name: split.map(
+                tokenize,
+                batched=True,
+                remove_columns=input_columns,
+                desc="tokenising",
+                new_fingerprint=Hasher.hash([split._fingerprint, transform]) if transform else None,
+            )
+            for name, split in data.items()
+        }
+    )
 
 
 def _tokenize_fingerprint(
-    processor, input_columns: list[str], max_length: int | None, tokenize
+    processor, input_columns: list[str], max_length: int | None, tokenize, long_text=None
 ) -> str | None:
     """What the tokenised splits' cache key depends on besides the input split. ``datasets`` would pickle
     the whole tokenizer to hash the closure, once per split (~0.25 s each, every run); a fast tokenizer's
     serialised pipeline says the same in a few milliseconds. None (``datasets`` hashes as before) for a
-    tokenizer that can't be serialised, e.g. one with a custom pre-tokenizer."""
+    tokenizer that can't be serialised, e.g. one with a custom pre-tokenizer. ``long_text``: the
+    ``--long_text`` settings (a LongText), hashed too; None for truncation (the key stays as it was)."""
     import tokenizers
     import transformers
 
@@ -208,10 +282,11 @@ def _tokenize_fingerprint(
     settings = sorted((key, repr(value)) for key, value in processor.init_kwargs.items() if key not in where)
     attributes = [repr(getattr(processor, name, None)) for name in _TOKENIZER_ATTRIBUTES]
     versions = (transformers.__version__, tokenizers.__version__)
-    return Hasher.hash(
-        [type(processor).__name__, pipeline, settings, attributes, versions, input_columns, max_length,
-         _TRUNCATED, _CUT, CHARS_PER_TOKEN_BOUND, tokenize.__code__]
-    )  # fmt: skip
+    parts = [type(processor).__name__, pipeline, settings, attributes, versions, input_columns, max_length,
+             _TRUNCATED, _CUT, CHARS_PER_TOKEN_BOUND, tokenize.__code__]  # fmt: skip
+    if long_text is not None:  # with the code that applies it: encode_windows/encode_head_tail
+        parts += [repr(long_text), encode_head_tail.__code__, encode_windows.__code__, _WINDOW_COUNT]
+    return Hasher.hash(parts)
 
 
 # settable after loading, and each changes what __call__ returns
