@@ -29,9 +29,11 @@ from .classification import ClassificationTask  # noqa: E402
 from .image_classification import ImageClassification  # noqa: E402
 from .regression import ImageRegression, RegressionTask, TextRegression  # noqa: E402
 from .text_classification import TextClassification  # noqa: E402
+from .token_classification import TokenClassification  # noqa: E402
 
 register_task(TextClassification())
 register_task(ImageClassification())
 register_task(TextRegression())
 register_task(ImageRegression())
+register_task(TokenClassification())
 TASK_CHOICES.connect(help=lambda: f"The task to train for: {', '.join(task_names())}.")

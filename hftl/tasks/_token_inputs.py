@@ -19,6 +19,7 @@ TOKEN_COLUMN_NAMES = ("tokens", "words")
 IGNORE = -100  # the label cross-entropy and the metrics skip
 _TRUNCATED = "hftl_truncated"
 _UNSEEN = "hftl_unseen_words"
+_NOT_INSIDE = ("B-", "E-", "S-", "L-", "U-")  # prefixes a later subword turns into I- (BILOU's L-/U- too)
 
 
 def _inner(feature):
@@ -32,7 +33,7 @@ def _is_text(feature) -> bool:
 
 def continuation_ids(names: list[str]) -> list[int]:
     """For each tag id, the tag a word's later subwords get with ``--label_all_subwords``: ``B-x`` (and
-    BIOES's ``S-x``, ``E-x``) become ``I-x`` where the data has it, as transformers' ``run_ner`` does;
+    BIOES's ``S-x``, ``E-x``, BILOU's ``L-x``, ``U-x``) become ``I-x`` where the data has it, as transformers' ``run_ner`` does;
     other tags stay."""
     index = {name: number for number, name in enumerate(names)}
     return [
@@ -116,11 +117,9 @@ class TokenInputs(TextInputs):
         inner = _inner(split.features[tags])
         if isinstance(inner, ClassLabel):  # tag ids with names (Hub NER datasets): the names from here on
             names = inner.names
-            split = split.map(
-                lambda batch: {tags: [[names[i] for i in row] if row is not None else None for row in batch[tags]]},
-                batched=True, features=None, desc=f"tag names ({split_name})",
-            )  # fmt: skip
-            split = split.cast_column(tags, List(Value("string")))
+            values = [[names[i] for i in row] if row is not None else None for row in split[tags]]
+            # a new column: map() would keep the ClassLabel feature and encode the names back to ids
+            split = split.remove_columns(tags).add_column(tags, values, feature=List(Value("string")))
         elif not _is_text(inner):
             raise DataError(
                 f"Tag column '{tags}' of the {split_name} split holds lists of {inner}, not tag names; write the "
@@ -131,21 +130,13 @@ class TokenInputs(TextInputs):
 
     @staticmethod
     def _check_rows(split: Dataset, split_name: str, tokens: str, tags: str) -> None:
-        """Missing rows and words, empty sentences, and a different number of tags than words: one line."""
+        """Missing rows, words and tags (null), which would fail inside the tokenizer; lengths, empty
+        sentences and the tags themselves are checked with the label space (``_token_metrics``)."""
         for index, (words, labels) in enumerate(zip(split[tokens], split[tags], strict=True)):
             if words is None or labels is None:
                 column = tokens if words is None else tags
                 raise DataError(
                     f"Row {index} of the {split_name} split has no value in column '{column}'; drop or fill it."
-                )
-            if not words:
-                raise DataError(
-                    f"Row {index} of the {split_name} split is an empty sentence (no words); drop the empty rows."
-                )
-            if len(words) != len(labels):
-                raise DataError(
-                    f"Row {index} of the {split_name} split has {len(words)} words but {len(labels)} tags; each word "
-                    "needs exactly one tag."
                 )
             if any(word is None for word in words) or any(label is None for label in labels):
                 raise DataError(

@@ -14,7 +14,7 @@ from datasets import ClassLabel, Dataset, List
 from transformers import AutoModelForTokenClassification
 
 from ..data.labels import LabelSpace
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..options.config import DataArguments
 from ._base import Task
 from ._classification_metrics import argmax_logits
@@ -24,7 +24,8 @@ from ._token_metrics import check_tag_sequences, check_tag_set, detect_scheme, e
 __all__ = ["TagSpace", "TokenClassification", "sort_tags", "word_tags"]
 
 METRIC_NAMES = ("precision", "recall", "f1", "accuracy")
-_PREFIX_ORDER = {"B": 0, "I": 1, "E": 2, "S": 3}
+_PREFIX_ORDER = {"B": 0, "I": 1, "E": 2, "L": 2, "S": 3, "U": 3}  # BILOU's L-/U- are BIOES's E-/S-
+_ENTITY_PREFIXES = tuple(f"{prefix}-" for prefix in _PREFIX_ORDER)
 
 
 @dataclass(frozen=True)
@@ -42,16 +43,16 @@ class TagSpace(LabelSpace):
 
     @property
     def entity_types(self) -> list[str]:
-        return sorted({name[2:] for name in self.names if name[:2] in ("B-", "I-", "E-", "S-")})
+        return sorted({name[2:] for name in self.names if name[:2] in _ENTITY_PREFIXES})
 
 
 def sort_tags(tags) -> list[str]:
-    """``O`` first, then by entity type, each type's prefixes in B, I, E, S order (other tags last)."""
+    """``O`` first, then by entity type, each type's prefixes in B, I, E, S order (BILOU: B, I, L, U)."""
 
     def key(tag: str):
         if tag == "O":
             return (0, "", 0)
-        if tag[:2] in ("B-", "I-", "E-", "S-"):
+        if tag[:2] in _ENTITY_PREFIXES:
             return (1, tag[2:], _PREFIX_ORDER[tag[0]])
         return (2, tag, 0)
 
@@ -125,7 +126,7 @@ class TokenClassification(TokenInputs, Task):
     ) -> Dataset:
         tags = _tags_of(split, column)
         if split_name != "train":
-            check_tag_set(labels.names, tags, split_name)
+            check_tag_set(set(labels.names), {tag for row in tags for tag in row}, split_name)
             check_tag_sequences(split[_tokens_column(split, column)], tags, split_name, labels.scheme)
         known = labels.label2id
         encoded = split.map(
@@ -184,6 +185,14 @@ class TokenClassification(TokenInputs, Task):
             reduction="batchmean",
         )
         return kl * temperature**2
+
+    def check_teacher(self, teacher_config, data_args: DataArguments) -> None:
+        kinds = getattr(teacher_config, "architectures", None) or []
+        if kinds and not any(kind.endswith("ForTokenClassification") for kind in kinds):
+            raise ConfigError(
+                f"The teacher is a {kinds[0]}, not a token classifier, so it has no per-word tags to distill; "
+                "distill from a token-classification model fine-tuned on these tags."
+            )
 
     def distill_hard_loss(self, logits, labels) -> torch.Tensor:
         """Cross-entropy over the scored positions (zero, not NaN, for a batch with none)."""
