@@ -50,6 +50,8 @@ def test_whitespace_only_separators_crlf_bom_and_tokens_with_odd_spaces(tmp_path
     text = "\ufeff@user\tO\r\nParis\tB-LOC\r\n\t\r\n  \r\n\u00a0\tO\r\nok \tO\t\r\n"
     data = read_conll(_write(tmp_path / "c.bio", text))
     assert _rows(data) == [(["@user", "Paris"], ["O", "B-LOC"]), (["\u00a0", "ok"], ["O", "O"])]
+    spaced = read_conll(_write(tmp_path / "e.bio", "10\u00a0000  NUM   O\n"))  # space-separated columns too
+    assert _rows(spaced) == [(["10\u00a0000"], ["O"])]
 
 
 @pytest.mark.parametrize(
