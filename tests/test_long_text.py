@@ -144,21 +144,24 @@ def test_chunk_trains_evaluates_and_tests_per_document(long_options, aggregation
     assert recorded == {
         "strategy": "chunk", "stride": 8, "max_chunks": None, "aggregation": aggregation, "max_length": MAX_LENGTH
     }  # fmt: skip
-    # the test predictions are the documents' pooled logits, as computed by hand from the saved model
+    # the predictions are the documents' pooled logits, as computed by hand from the saved model
     test = trainer.eval_dataset  # the validation documents, tokenised
+    assert trainer.predict(test).predictions.shape == (6,)  # argmax per document for the metrics
+    trainer.preprocess_logits_for_metrics = trainer.compute_metrics = None
     output = trainer.predict(test)
-    assert output.predictions.shape == (6,) and output.label_ids.shape == (6,)  # argmax per document
     model = AutoModelForSequenceClassification.from_pretrained(result.output_dir).eval()
-    collate = TEXT.collator(trainer.processing_class, None)
-    batch = collate([dict(row) for row in test])
+    batch = TEXT.collator(trainer.processing_class, None)([dict(row) for row in test])
     windows, labels = batch.pop(WINDOWS), batch.pop("labels")
     assert len(windows) > 6  # some documents have several windows
     with torch.no_grad():
-        pooled = pool_windows(model(**batch).logits, windows, aggregation)
-    assert pooled.shape == (6, 3)
-    assert output.predictions.tolist() == pooled.argmax(-1).tolist()
+        logits = model(**batch).logits
+    pooled = pool_windows(logits, windows, aggregation)
+    other = pool_windows(logits, windows, {"mean": "max", "max": "mean"}[aggregation])
+    assert output.predictions.shape == (6, 3) and output.label_ids.tolist() == labels.tolist()
+    assert torch.allclose(torch.from_numpy(output.predictions), pooled, atol=1e-6)
+    assert not torch.allclose(torch.from_numpy(output.predictions), other, atol=1e-6)
     loss = torch.nn.functional.cross_entropy(pooled, labels)
-    assert output.metrics["test_loss"] == pytest.approx(loss.item(), rel=1e-5)
+    assert output.metrics["test_loss"] == pytest.approx(loss.item(), rel=1e-6)
 
 
 def test_chunk_regression_pools_in_original_units(tiny_bert_dir, tmp_path):
@@ -234,3 +237,19 @@ def test_combinations_that_can_t_work_are_refused_at_plan_time(tokenizer, option
     with pytest.raises(ConfigError, match=message):
         check(tokenizer, options, **where)
     check(tokenizer, options)  # the same options with text classification, full, one column: accepted
+
+
+def test_the_tokenisation_cache_key_holds_the_long_text_settings(tokenizer, words, tmp_path):
+    """Splits with cache files: a second run with another stride or strategy must not reuse the first's."""
+    texts = [document(words, 100)[0], "short text"]
+    Dataset.from_dict({"text": texts, "labels": [0, 1]}).save_to_disk(str(tmp_path / "split"))
+
+    def windows(**options):
+        split = Dataset.load_from_disk(str(tmp_path / "split"))
+        data = DatasetDict({"train": split})
+        return TEXT.preprocess(data, tokenizer, ["text"], MAX_LENGTH, DataArguments(**options))["train"][0]["input_ids"]
+
+    assert windows(long_text="chunk", chunk_stride=8) != windows(long_text="chunk", chunk_stride=4)
+    assert windows(long_text="chunk", chunk_stride=8, max_chunks=1) != windows(long_text="chunk", chunk_stride=8)
+    assert windows(long_text="head_tail") != windows()
+    assert windows(long_text="chunk", chunk_stride=8) == windows(long_text="chunk", chunk_stride=8)
