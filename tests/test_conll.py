@@ -93,6 +93,22 @@ def test_a_conll_file_and_a_folder_of_split_files_load(tmp_path):
         load_raw_dataset(str(folder))
 
 
+def test_txt_and_tsv_files_are_conll_text_only_for_token_classification(tmp_path):
+    text = "token\ttag\nParis\tB-LOC\n"  # one tweet, or a CSV header and one row: only the task can tell
+    folder = tmp_path / "ner"
+    _write(folder / "train.tsv", text)
+    _write(folder / "test.txt", "Rome\tB-LOC\n")
+    _write(folder / "dev.tsv", "Nice\tB-LOC\n")  # one line: a CSV reader's header without rows
+    splits, _ = load_raw_dataset(str(folder), token_text=True)
+    assert _rows(splits["validation"]) == [(["Nice"], ["B-LOC"])]
+    assert _rows(splits["train"]) == [(["token", "Paris"], ["tag", "B-LOC"])]
+    assert _rows(splits["test"]) == [(["Rome"], ["B-LOC"])]
+    splits, _ = load_raw_dataset(str(folder / "train.tsv"))  # other tasks: a .tsv is a table
+    assert splits["train"].column_names == ["token", "tag"] and len(splits["train"]) == 1
+    with pytest.raises(DatasetNotFoundError, match="unsupported suffix"):
+        load_raw_dataset(str(folder / "test.txt"))
+
+
 def test_an_error_in_a_split_file_names_that_file(tmp_path):
     folder = tmp_path / "ner"
     _write(folder / "train.conll", "Paris\tB-LOC\n")

@@ -69,20 +69,26 @@ def duplicated_columns(splits: DatasetDict) -> dict[str, tuple[str, list[str]]]:
     return getattr(splits, "_duplicated_columns", {})
 
 
-def _load_files(data_files: dict[str, str]) -> DatasetDict:
+def _file_formats(token_text: bool) -> dict[str, tuple[str, dict]]:
+    """The suffix -> reader table; ``token_text`` (token classification) reads .txt and .tsv as CoNLL text."""
+    return {**FILE_FORMATS, **dict.fromkeys((".txt", ".tsv"), ("conll", {}))} if token_text else FILE_FORMATS
+
+
+def _load_files(data_files: dict[str, str], formats: dict = FILE_FORMATS) -> DatasetDict:
+    conll = {suffix for suffix, (builder, _) in formats.items() if builder == "conll"}
     for split, file in data_files.items():
         check_file(Path(file))
-        if has_no_rows(Path(file)):
+        if Path(file).suffix.lower() not in conll and has_no_rows(Path(file)):  # read_conll says it itself
             raise DataError(
                 f"The {split} split file {file} has no rows; add examples to it, or remove it so hftl "
                 "carves one from train."
             )
     suffixes = {Path(path).suffix.lower() for path in data_files.values()}
-    if len(suffixes) != 1 and not suffixes <= set(CONLL_SUFFIXES):  # train.conll with dev.bio is one format
+    if len(suffixes) != 1 and not suffixes <= conll:  # train.conll with dev.bio is one format
         raise DatasetNotFoundError(
             f"Split files mix formats ({', '.join(sorted(suffixes))}); use one format for all splits."
         )
-    builder, options = FILE_FORMATS[min(suffixes)]
+    builder, options = formats[min(suffixes)]
     if builder == "conll":
         return DatasetDict({split: read_conll(file) for split, file in data_files.items()})
     repeated = {}
@@ -129,9 +135,9 @@ def _is_image_folder(folder: Path) -> bool:
     )
 
 
-def _load_folder(folder: Path) -> DatasetDict:
+def _load_folder(folder: Path, formats: dict = FILE_FORMATS) -> DatasetDict:
     if not any(
-        SPLIT_FILE_STEMS.get(f.stem.lower()) and f.suffix.lower() in FILE_FORMATS for f in folder.iterdir()
+        SPLIT_FILE_STEMS.get(f.stem.lower()) and f.suffix.lower() in formats for f in folder.iterdir()
     ):
         if _is_image_folder(folder):
             # datasets' packaged imagefolder builder: labels from subfolder names, splits from train/test
@@ -142,7 +148,7 @@ def _load_folder(folder: Path) -> DatasetDict:
     data_files = {}
     for file in sorted(folder.iterdir()):
         split = SPLIT_FILE_STEMS.get(file.stem.lower())
-        if split and file.suffix.lower() in FILE_FORMATS:
+        if split and file.suffix.lower() in formats:
             if split in data_files:
                 raise DatasetNotFoundError(
                     f"Folder '{folder}' has two files for the {split} split ({Path(data_files[split]).name}, "
@@ -154,7 +160,7 @@ def _load_folder(folder: Path) -> DatasetDict:
             f"Folder '{folder}' has no train file; name the files train.csv / validation.csv / test.csv "
             f"(or .json, .jsonl, .parquet, .tsv, .conll)."
         )
-    return _load_files(data_files)
+    return _load_files(data_files, formats)
 
 
 def _image_folder_error(exc: Exception, folder: Path) -> DatasetNotFoundError:
@@ -213,24 +219,28 @@ def _load_hub(name: str, config: str | None) -> DatasetDict:
     return loaded
 
 
-def load_raw_dataset(name: str, config: str | None = None) -> tuple[DatasetDict, DataSource]:
+def load_raw_dataset(
+    name: str, config: str | None = None, *, token_text: bool = False
+) -> tuple[DatasetDict, DataSource]:
     """Load ``name`` as a ``DatasetDict`` of raw splits, plus where it came from.
 
     Looks, in order, for a built-in dataset, a local file or folder, then a Hub dataset id. Split names
-    ``valid``/``val``/``dev`` are renamed ``validation``.
+    ``valid``/``val``/``dev`` are renamed ``validation``. ``token_text`` (a token-classification task) reads
+    ``.txt`` and ``.tsv`` files as CoNLL token/tag text too (``.conll``, ``.iob``, ``.bio``, ``.bioes`` always are).
     """
+    formats = _file_formats(token_text)
     if name in builtin_datasets():
         return load_builtin(name), DataSource("builtin", name)
     path = Path(os.path.expanduser(name))
     if path.is_dir():
-        splits, source = _load_folder(path), DataSource("folder", str(path))
+        splits, source = _load_folder(path, formats), DataSource("folder", str(path))
     elif path.is_file():
-        if path.suffix.lower() not in FILE_FORMATS:
+        if path.suffix.lower() not in formats:
             raise DatasetNotFoundError(
-                f"Dataset file '{name}' has an unsupported suffix; use one of {', '.join(FILE_FORMATS)}."
+                f"Dataset file '{name}' has an unsupported suffix; use one of {', '.join(formats)}."
             )
-        splits, source = _load_files({"train": str(path)}), DataSource("file", str(path))
-    elif path.suffix.lower() in FILE_FORMATS or name.startswith((".", "/", "~")):
+        splits, source = _load_files({"train": str(path)}, formats), DataSource("file", str(path))
+    elif path.suffix.lower() in formats or name.startswith((".", "/", "~")):
         raise DatasetNotFoundError(f"Dataset file '{name}' does not exist; check the path.")
     else:
         splits, source = _load_hub(name, config), DataSource("hub", name)
