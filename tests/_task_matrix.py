@@ -19,12 +19,13 @@ from hftl import finetune
 from .conftest import make_rows, write_csv
 from .test_token_classification import ner_rows, write_jsonl
 
-# every cell: a few optimizer steps, a checkpoint at RESUME_STEP that a second run resumes from
+# every cell: two optimizer steps (LoRA's B starts at zero, so its A moves from the second), a checkpoint
+# after the first that a second run resumes from
 MATRIX_TRAINING = dict(
-    max_steps=4, save_strategy="steps", save_steps=2, per_device_train_batch_size=4, per_device_eval_batch_size=8,
+    max_steps=2, save_strategy="steps", save_steps=1, per_device_train_batch_size=4, per_device_eval_batch_size=8,
     logging_steps=1, eval_strategy="no", disable_tqdm=True, seed=3, learning_rate=1e-2,
 )  # fmt: skip
-RESUME_STEP = 2
+RESUME_STEP = 1
 TOPIC_SCORE = {"sport": 40.0, "politics": 55.0, "tech": 70.0}  # regression targets far from 0 and 1
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 

@@ -550,3 +550,168 @@ def test_student_layers_with_another_method_or_too_many_is_one_line(tiny_options
         finetune(method="lora", student_layers=1, **tiny_options)
     with pytest.raises(ConfigError, match="--student_layers must be between 1 and 1 for this model"):
         finetune(method="full", student_layers=2, **tiny_options)
+
+
+# --- every task owns its distillation loss -------------------------------------------------------------
+def test_classification_hooks_are_the_softmax_and_bernoulli_losses_bit_for_bit():
+    from hftl.tasks import get_task
+    from hftl.tasks.classification import true_label_loss
+
+    task = get_task("text-classification")
+    student, teacher = torch.randn(4, 3), torch.randn(4, 3)
+    single, multi = torch.tensor([0, 2, -100, 1]), torch.tensor([[1.0, 0, 1], [0, 1, 0], [0, 0, 0], [1, 1, 0]])
+    assert torch.equal(task.distill_soft_loss(student, teacher, single, 2.0), soft_target_loss(student, teacher, 2.0))
+    assert torch.equal(
+        task.distill_soft_loss(student, teacher, multi, 2.0), soft_target_loss(student, teacher, 2.0, multi_label=True)
+    )
+    assert torch.equal(task.distill_hard_loss(student, single), F.cross_entropy(student[[0, 1, 3]], single[[0, 1, 3]]))
+    assert torch.equal(task.distill_hard_loss(student, multi), F.binary_cross_entropy_with_logits(student, multi))
+    hidden = multi.clone()
+    hidden[1] = -100  # a multi-label row hidden by --label_fraction adds nothing
+    torch.testing.assert_close(
+        true_label_loss(student, hidden, multi_label=True),
+        F.binary_cross_entropy_with_logits(student[[0, 2, 3]], multi[[0, 2, 3]]),
+    )
+    assert task.distill_hard_loss(student, torch.full((4,), -100)).item() == 0.0
+
+
+def test_regression_soft_loss_is_the_mse_in_the_students_standardised_units():
+    from hftl.tasks import get_task
+    from hftl.tasks.regression import Targets
+
+    targets = Targets(["valence", "arousal"], mean=(50.0, 0.3), std=(10.0, 0.01))
+    task = get_task("text-regression").distill_view(targets)
+    student = torch.tensor([[0.5, -1.0], [2.0, 0.0]], requires_grad=True)  # standardised, as it trains
+    mean, std = torch.tensor(targets.mean), torch.tensor(targets.std)
+    teacher = student.detach() * std + mean  # the teacher's head gives original units
+    labels = torch.tensor([[55.0, 0.29], [70.0, 0.30]])
+    for temperature in (1.0, 4.0):  # a number has nothing to soften: the temperature changes nothing
+        assert task.distill_soft_loss(student, teacher, labels, temperature).abs() < 1e-6
+    off = teacher + torch.tensor([10.0, 0.0])  # one std off on the first output, in every row
+    soft = task.distill_soft_loss(student, off, labels, 2.0)
+    torch.testing.assert_close(soft, torch.tensor(0.5))  # mean of (1², 0²) over rows and outputs
+    soft.backward()
+    assert student.grad.abs().sum() > 0
+    # the true-label term: the standardised MSE, rows hidden by --label_fraction left out, zero without labels
+    hard = task.distill_hard_loss(student, torch.cat([labels[:1], torch.full((1, 2), -100.0)]))
+    torch.testing.assert_close(hard, F.mse_loss(student[:1], (labels[:1] - mean) / std))
+    assert task.distill_hard_loss(student, torch.full((2, 2), -100.0)).item() == 0.0
+
+
+def test_retention_keeps_the_direction_of_the_headline_metric():
+    from hftl.methods.distill.method import retention
+
+    assert retention(0.9, 1.0, greater_is_better=True) == pytest.approx(0.9)
+    assert retention(2.0, 1.0, greater_is_better=False) == pytest.approx(0.5)  # twice the teacher's error
+
+
+@pytest.fixture(scope="module")
+def score_folder(tmp_path_factory):
+    from .test_regression import _rows
+
+    folder = tmp_path_factory.mktemp("scores")
+    for name, n, seed in (("train", 48, 0), ("validation", 12, 1), ("test", 12, 2)):
+        write_csv(folder / f"{name}.csv", _rows(n, seed))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def regression_teacher(score_folder, teacher_dir, tmp_path_factory):
+    """The 4-layer tiny BERT teacher trained further on two regression targets (a new head)."""
+    return str(
+        finetune(
+            model=teacher_dir, task="text-regression", dataset=str(score_folder), label_column="score,arousal",
+            output_dir=str(tmp_path_factory.mktemp("regression-teacher")), learning_rate=1e-3,
+            **{**TINY_TRAINING, "max_steps": 6},
+        ).output_dir
+    )  # fmt: skip
+
+
+def test_regression_student_learns_the_teachers_standardised_outputs(
+    regression_teacher, score_folder, tmp_path, teacher_calls, capfd
+):
+    """Online and cached teachers give the same soft targets; with --label_fraction the hidden rows keep
+    their float targets out of the loss (-100) and the labelled ones keep theirs; the report compares r2."""
+    options = dict(
+        teacher=regression_teacher, task="text-regression", dataset=str(score_folder), student_layers=2,
+        label_column="score,arousal", **TINY_TRAINING,
+    )  # fmt: skip
+    online = distill(output_dir=str(tmp_path / "online"), label_fraction=0.5, **options)
+    assert "24 unlabelled training rows learn from the teacher alone" in capfd.readouterr().err
+    labels = np.asarray(online.trainer.train_dataset.with_format(None)["labels"])
+    hidden = (labels == -100).all(axis=1)
+    assert hidden.sum() == 24 and labels[~hidden, 0].min() > 20  # the kept targets, in their units
+    teacher = AutoModelForSequenceClassification.from_pretrained(regression_teacher).eval()
+    targets = online.labels
+    mean, std = torch.tensor(targets.mean), torch.tensor(targets.std)
+    student_model = AutoModelForSequenceClassification.from_pretrained(online.output_dir)
+    assert student_model.config.num_hidden_layers == 2 and len(targets) == 2
+    for step in teacher_calls["steps"]:  # the soft term: the teacher's outputs standardised by the student's targets
+        with torch.no_grad():
+            expected = teacher(**{k: v for k, v in step["inputs"].items() if k != "labels"}).logits
+        torch.testing.assert_close(step["teacher"], expected, atol=1e-5, rtol=0)
+    task = online.trainer.task
+    logits = torch.randn(3, 2)
+    torch.testing.assert_close(
+        task.distill_soft_loss(logits, logits * std + mean, None, 2.0), torch.tensor(0.0), atol=1e-6, rtol=0
+    )
+    metrics = online.metrics
+    assert {"teacher_test_r2", "test_r2", "retention"} <= set(metrics)
+    assert metrics["retention"] == pytest.approx(metrics["test_r2"] / max(metrics["teacher_test_r2"], 1e-12))
+    card = (online.output_dir / "README.md").read_text()
+    assert "| test r2 |" in card and "| test rmse |" in card
+
+    teacher_calls["passes"].clear()
+    cached = distill(output_dir=str(tmp_path / "cached"), teacher_logits="cache", **options)
+    (train, stored), _test = teacher_calls["passes"]
+    with torch.no_grad():
+        one_by_one = torch.cat(
+            [teacher(input_ids=torch.tensor([row["input_ids"]])).logits for row in train.with_format(None)]
+        )
+    torch.testing.assert_close(torch.from_numpy(stored), one_by_one, atol=1e-5, rtol=0)  # original units
+    assert cached.trainer.teacher is None
+
+
+def test_regression_teachers_that_cant_match_are_one_line(
+    regression_teacher, teacher_dir, score_folder, topics_csv, tmp_path, no_model_build
+):
+    base = dict(task="text-regression", dataset=str(score_folder), output_dir=str(tmp_path / "o"))
+    with pytest.raises(ConfigError, match="needs a regression teacher"):
+        distill(teacher=teacher_dir, label_column="score", **base)
+    with pytest.raises(ConfigError, match=r"The teacher predicts score, arousal, but --label_column is arousal,score"):
+        distill(teacher=regression_teacher, label_column="arousal,score", **base)
+    with pytest.raises(ConfigError, match="The teacher predicts numbers"):
+        distill(teacher=regression_teacher, dataset=str(topics_csv), output_dir=str(tmp_path / "c"))
+
+
+def test_per_token_tasks_refuse_a_cache_and_a_tokenizer_that_splits_otherwise(
+    teacher_dir, topics_csv, tmp_path, monkeypatch, no_model_build
+):
+    """For a task whose outputs are per token (``distill_same_tokenizer``): no cached logits, and a student
+    tokenizer with the teacher's vocabulary but another normaliser is refused (other tasks take it)."""
+    from transformers import AutoTokenizer
+
+    from hftl.tasks.text_classification import TextClassification
+
+    student = tmp_path / "student"
+    BertModel(BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32)).save_pretrained(student)  # fmt: skip
+    AutoTokenizer.from_pretrained(teacher_dir, do_lower_case=False).save_pretrained(student)
+    base = dict(teacher=teacher_dir, dataset=str(topics_csv), output_dir=str(tmp_path / "o"))
+    with pytest.raises(AssertionError, match="a model was built"):  # classification: the vocabulary suffices
+        distill(student=str(student), **base)
+    monkeypatch.setattr(TextClassification, "distill_same_tokenizer", True)
+    with pytest.raises(ConfigError, match="splits text differently from the student's"):
+        distill(student=str(student), **base)
+    with pytest.raises(ConfigError, match="--teacher_logits cache stores one fixed-size teacher output per row"):
+        distill(student_layers=1, teacher_logits="cache", **base)
+
+
+def test_a_task_without_a_distillation_loss_is_refused_in_one_line(teacher_dir, topics_csv, tmp_path, monkeypatch, no_model_build):
+    from hftl.tasks import Task
+    from hftl.tasks.text_classification import TextClassification
+
+    monkeypatch.setattr(TextClassification, "distill_soft_loss", Task.distill_soft_loss)
+    assert not TextClassification().distillable
+    with pytest.raises(ConfigError, match="--method distill needs the task's distillation loss, which --task text-classification"):
+        distill(teacher=teacher_dir, dataset=str(topics_csv), output_dir=str(tmp_path / "o"))

@@ -40,7 +40,9 @@ def _teacher_dtype(training_args):
 
 
 class Distillation(Method):
-    """Train every parameter of a student on ``alpha · CE + (1 - alpha) · T² · KL(teacher || student)``.
+    """Train every parameter of a student on ``alpha · hard + (1 - alpha) · soft``, the task's terms
+    (``Task.distill_hard_loss``, ``Task.distill_soft_loss``): for classification cross-entropy and
+    ``T² · KL(teacher || student)``, for regression two MSEs in the student's standardised units.
 
     The student is ``--model`` (cut to ``--student_layers`` layers if given), or by default a copy of the
     teacher with ``--student_layers`` of its encoder layers (half of them when unset). One instance per
@@ -260,14 +262,11 @@ class Distillation(Method):
             self.teacher, teacher_inputs(batch, self.pixel_map, args.device)
         ) / inference_latency(student, model_inputs(batch, args.device))
         key = self.task.headline_metric(data.labels)
-        student_score, teacher_score = metrics[f"test_{key}"], teacher[f"teacher_test_{key}"]
         report = {
             **teacher,
-            # the share of the teacher's score the student keeps: student ÷ teacher, or teacher ÷ student for
-            # a metric where lower is better (an error)
-            "retention": student_score / max(teacher_score, 1e-12)
-            if self.task.greater_is_better(key)
-            else teacher_score / max(student_score, 1e-12),
+            "retention": retention(
+                metrics[f"test_{key}"], teacher[f"teacher_test_{key}"], self.task.greater_is_better(key)
+            ),
             "student_params": sum(p.numel() for p in student.parameters()),
             "teacher_params": sum(p.numel() for p in self.teacher.parameters()),
             "latency_speedup": speedup,
@@ -322,6 +321,14 @@ class Distillation(Method):
             "|---|---|---|",
         ]
         return ["\n".join(lines + [f"| {name} | {teacher} | {student} |" for name, teacher, student in rows])]
+
+
+def retention(student: float, teacher: float, greater_is_better: bool) -> float:
+    """The share of the teacher's score the student keeps: student ÷ teacher, or teacher ÷ student for a
+    metric where lower is better (an error), so 1 is as good as the teacher either way and less is worse."""
+    if greater_is_better:
+        return student / max(teacher, 1e-12)
+    return teacher / max(student, 1e-12)
 
 
 def _backend(tokenizer) -> dict | None:
