@@ -555,7 +555,7 @@ def test_student_layers_with_another_method_or_too_many_is_one_line(tiny_options
 # --- every task owns its distillation loss -------------------------------------------------------------
 def test_classification_hooks_are_the_softmax_and_bernoulli_losses_bit_for_bit():
     from hftl.tasks import get_task
-    from hftl.tasks.classification import true_label_loss
+    from hftl.techniques.soft_targets import true_label_loss
 
     task = get_task("text-classification")
     student, teacher = torch.randn(4, 3), torch.randn(4, 3)

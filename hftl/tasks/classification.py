@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from datasets import Dataset
 from transformers import EvalPrediction
 
@@ -18,6 +17,7 @@ from ..errors import ConfigError, DataError
 from ..hub.plots import CONFUSION_FILE, plot_confusion_matrix
 from ..options.config import DataArguments
 from ..techniques.class_weights import ClassLoss, plan_class_loss
+from ..techniques.soft_targets import soft_target_loss, true_label_loss
 from ._base import Task
 from ._classification_metrics import (
     MultiLabelMetrics,
@@ -28,7 +28,7 @@ from ._classification_metrics import (
     threshold_from_validation,
 )
 
-__all__ = ["ClassificationTask", "soft_target_loss", "true_label_loss"]
+__all__ = ["ClassificationTask"]
 
 
 def _per_class(train: Dataset, k: int, seed: int, names: list[str]) -> tuple[Dataset, Dataset | None]:
@@ -46,45 +46,6 @@ def _per_class(train: Dataset, k: int, seed: int, names: list[str]) -> tuple[Dat
     rest = np.flatnonzero(~chosen)
     # dataset order kept: the training sampler shuffles
     return train.select(np.flatnonzero(chosen)), (train.select(rest) if len(rest) else None)
-
-
-def soft_target_loss(
-    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float, multi_label: bool = False
-) -> torch.Tensor:
-    """``T² · KL(teacher_T || student_T)``, zero when the logits are equal (Hinton et al. 2015).
-
-    Single-label: softmax over classes, KL averaged over the batch. Multi-label: one Bernoulli per
-    class (sigmoid), KL averaged over examples and classes. The ``T²`` factor keeps the gradient scale
-    independent of the temperature. The teacher side is detached, so gradients reach only the student.
-    """
-    student = student_logits.float() / temperature
-    teacher = teacher_logits.detach().float() / temperature
-    if multi_label:
-        p = torch.sigmoid(teacher)
-        kl = F.binary_cross_entropy_with_logits(
-            student, p, reduction="none"
-        ) - F.binary_cross_entropy_with_logits(teacher, p, reduction="none")
-        return kl.mean() * temperature**2
-    kl = F.kl_div(
-        F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), log_target=True, reduction="batchmean"
-    )
-    return kl * temperature**2
-
-
-def true_label_loss(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool) -> torch.Tensor:
-    """Cross-entropy (BCE for multi-label) over the rows that have labels; rows labelled -100 (hidden by
-    ``--label_fraction``) only learn from the teacher. Zero, not NaN, for a batch without labels."""
-    if multi_label:
-        hidden = (labels == -100).all(dim=-1)
-        if hidden.any():  # multi-hot rows of -100: hidden (the mean over the others, as without them)
-            if hidden.all():
-                return logits.sum() * 0.0
-            logits, labels = logits[~hidden], labels[~hidden]
-        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
-    labelled = labels != -100
-    if not labelled.any():
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits[labelled].float(), labels[labelled])
 
 
 def _multi_label(logits: torch.Tensor, labels: torch.Tensor) -> bool:

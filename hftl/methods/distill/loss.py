@@ -1,14 +1,14 @@
 """Knowledge-distillation losses as small pure functions (Hinton et al. 2015; hidden states as in TinyBERT).
 
 Each task owns its soft-target and true-label terms (``Task.distill_soft_loss`` / ``distill_hard_loss``);
-classification's, :func:`soft_target_loss`, lives with the task and is re-exported here.
+classification's, :func:`soft_target_loss`, is re-exported here from ``hftl.techniques.soft_targets``.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ...tasks.classification import soft_target_loss
+from ...techniques.soft_targets import soft_target_loss
 
 __all__ = ["distillation_loss", "soft_target_loss", "hidden_state_loss"]
 

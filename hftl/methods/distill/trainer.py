@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...tasks import ClassificationTask
+from ...techniques.soft_targets import soft_target_loss, true_label_loss
 from ...trainer import HftlTrainer
 from .loss import hidden_state_loss
 from .teacher import teacher_inputs
@@ -49,7 +49,7 @@ class DistillationTrainer(HftlTrainer):
         super().__init__(*args, **kwargs)
         self.teacher = teacher
         self.alpha, self.temperature = alpha, temperature
-        self.task = task if task is not None else ClassificationTask()
+        self.task = task if task is not None else _ClassProbabilities()
         self.hidden_weight, self.layer_map, self.pixel_map = hidden_weight, layer_map or [], pixel_map
         if teacher is not None:
             dtype = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
@@ -96,6 +96,19 @@ class DistillationTrainer(HftlTrainer):
                 projection,
             )
         return (loss, outputs) if return_outputs else loss
+
+
+class _ClassProbabilities:
+    """The losses of a trainer built without a task: classification's, single- or multi-label by the labels'
+    shape (multi-hot rows shaped like the logits), as ``ClassificationTask`` computes them."""
+
+    def distill_soft_loss(self, student_logits, teacher_logits, labels, temperature) -> torch.Tensor:
+        return soft_target_loss(
+            student_logits, teacher_logits, temperature, labels.dim() == student_logits.dim()
+        )
+
+    def distill_hard_loss(self, logits, labels) -> torch.Tensor:
+        return true_label_loss(logits, labels, labels.dim() == logits.dim())
 
 
 def add_projection(student: nn.Module, student_width: int, teacher_width: int) -> None:
