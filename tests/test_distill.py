@@ -636,8 +636,11 @@ def test_regression_student_learns_the_teachers_standardised_outputs(
         teacher=regression_teacher, task="text-regression", dataset=str(score_folder), student_layers=2,
         label_column="score,arousal", **TINY_TRAINING,
     )  # fmt: skip
-    online = distill(output_dir=str(tmp_path / "online"), label_fraction=0.5, **options)
-    assert "24 unlabelled training rows learn from the teacher alone" in capfd.readouterr().err
+    snapshot = Snapshot()
+    online = distill(output_dir=str(tmp_path / "online"), label_fraction=0.5, callbacks=[snapshot], **options)
+    err = capfd.readouterr().err
+    assert "24 unlabelled training rows learn from the teacher alone" in err
+    assert "the checkpoint's head gives original units; standardised by this run's targets" in err
     labels = np.asarray(online.trainer.train_dataset.with_format(None)["labels"])
     hidden = (labels == -100).all(axis=1)
     assert hidden.sum() == 24 and labels[~hidden, 0].min() > 20  # the kept targets, in their units
@@ -646,6 +649,13 @@ def test_regression_student_learns_the_teachers_standardised_outputs(
     mean, std = torch.tensor(targets.mean), torch.tensor(targets.std)
     student_model = AutoModelForSequenceClassification.from_pretrained(online.output_dir)
     assert student_model.config.num_hidden_layers == 2 and len(targets) == 2
+    # the student cut from the teacher starts from its head in standardised units: outputs = (teacher - mean) / std
+    torch.testing.assert_close(
+        snapshot.before["classifier.bias"], (teacher.classifier.bias - mean) / std, atol=1e-6, rtol=0
+    )
+    torch.testing.assert_close(
+        snapshot.before["classifier.weight"], teacher.classifier.weight / std[:, None], atol=1e-6, rtol=0
+    )
     for step in teacher_calls["steps"]:  # the soft term: the teacher's outputs standardised by the student's targets
         with torch.no_grad():
             expected = teacher(**{k: v for k, v in step["inputs"].items() if k != "labels"}).logits

@@ -28,6 +28,7 @@ __all__ = [
     "output_logits",
     "output_layers",
     "fold_into",
+    "unfold_from",
 ]
 
 METRIC_NAMES = ("mse", "mae", "rmse", "r2", "pearson", "spearman")
@@ -184,3 +185,14 @@ def fold_into(layers: list[nn.Linear], targets: Targets) -> None:
         weight, bias = layer.weight.double(), layer.bias.double()
         layer.weight.copy_((weight * std[:, None]).to(layer.weight.dtype))
         layer.bias.copy_((bias * std + mean).to(layer.bias.dtype))
+
+
+@torch.no_grad()
+def unfold_from(layers: list[nn.Linear], targets: Targets) -> None:
+    """The inverse of :func:`fold_into`: layers that output original units output standardised ones."""
+    for layer in layers:
+        std = torch.tensor(targets.std, dtype=torch.float64)
+        mean = torch.tensor(targets.mean, dtype=torch.float64)
+        weight, bias = layer.weight.double(), layer.bias.double()
+        layer.weight.copy_((weight / std[:, None]).to(layer.weight.dtype))
+        layer.bias.copy_(((bias - mean) / std).to(layer.bias.dtype))

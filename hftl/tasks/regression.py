@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset, List, Value
-from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
+from transformers import AutoConfig, AutoModelForImageClassification, AutoModelForSequenceClassification
 
 from .._log import log
 from ..data.columns import LABEL_COLUMN_NAMES
@@ -29,6 +29,7 @@ from ._regression_metrics import (
     output_logits,
     regression_report,
     target_values,
+    unfold_from,
 )
 from .image_classification import ImageInputs
 from .text_classification import TextInputs
@@ -172,6 +173,20 @@ class RegressionTask(Task):
         ):
             training_args.greater_is_better = False
             log(f"--metric_for_best_model {metric}: lower is better (an error, not a score)")
+
+    def build_model(self, path, config, labels: Targets, model_args, load_kwargs=None):
+        model, head = super().build_model(path, config, labels, model_args, load_kwargs)
+        source = None if model_args.from_scratch else AutoConfig.from_pretrained(
+            path, revision=model_args.revision, trust_remote_code=model_args.trust_remote_code
+        )  # fmt: skip
+        stored = getattr(source, CONFIG_KEY, None) or {}
+        names = [str(source.id2label[i]) for i in sorted(source.id2label)] if stored else []
+        if stored.get("folded_into_head") and names == list(labels.names):
+            # the head of an hftl regression output (a distillation teacher cut into its student, or a model
+            # trained further) gives original units: this run trains on standardised targets
+            unfold_from(output_layers(model, head, len(labels)), labels)
+            log("regression: the checkpoint's head gives original units; standardised by this run's targets")
+        return model, head
 
     def check_weights(self, path: str, skeleton, model_args) -> None:
         super().check_weights(path, skeleton, model_args)
