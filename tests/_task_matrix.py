@@ -39,7 +39,8 @@ class TaskCase:
             (``label_column``, ``image_size``, ...); the matrix adds the method and training options.
         distill: Distillation's options besides ``teacher``: how the student is made (``student_layers``,
             or a separate student ``model`` where the teacher has no layer stack to cut).
-        teacher_dir: Where the teacher (a ``full`` run of ``options``) is written, once per session.
+        teacher_dir: The teacher: the ``full`` cell's output once it ran, else a ``full`` run of ``options``
+            written here on first use.
     """
 
     options: dict
