@@ -15,6 +15,7 @@ from .._base import Method, save_model_and_processor
 from .._registry import method_names, register_method
 from .._student import check_student_layers, layer_count_attribute, truncate_layers
 from ..full import FullFineTuning
+from ._rows import add_column, with_unlabelled
 from .teacher import (
     find_teacher,
     load_teacher,
@@ -188,7 +189,7 @@ class Distillation(Method):
                 add_projection(student, student_width, teacher_width)
         train = tokenized["train"]
         if "unlabelled" in tokenized:
-            train = _with_unlabelled(train, tokenized["unlabelled"])
+            train = with_unlabelled(train, tokenized["unlabelled"])
             log(
                 f"distill: {len(tokenized['unlabelled'])} unlabelled training rows learn from the teacher alone"
             )
@@ -199,7 +200,7 @@ class Distillation(Method):
             cached = teacher_logits(
                 self.teacher, train, collator, batch, training_args.device, dtype, self.pixel_map
             )
-            train = _add_column(train, "teacher_logits", [row.tolist() for row in cached])
+            train = add_column(train, "teacher_logits", [row.tolist() for row in cached])
         trainer_kwargs["train_dataset"] = train
         log(
             f"distill: alpha {method_args.distill_alpha} (true labels), temperature {method_args.distill_temperature}, "
@@ -362,39 +363,6 @@ def inference_latency(model, inputs: dict, repeats: int = 5) -> float:
         times.append(time.perf_counter() - start)
     model.train(was_training)
     return statistics.median(times)
-
-
-def _with_unlabelled(train, unlabelled):
-    """Labelled and unlabelled training rows together; the unlabelled carry label -100 (no hard loss): a
-    class id, or every value of a row's numbers (regression targets, multi-hot classes)."""
-    from datasets import ClassLabel, Value, concatenate_datasets
-
-    feature = train.features["labels"]
-    if isinstance(feature, ClassLabel) or (isinstance(feature, Value) and "int" in feature.dtype):
-        train, unlabelled = (split.cast_column("labels", Value("int64")) for split in (train, unlabelled))
-        feature = Value("int64")
-    unlabelled = unlabelled.map(
-        lambda batch: {"labels": [_hidden(value) for value in batch["labels"]]},
-        batched=True,
-        desc="unlabelled rows",
-    )
-    return concatenate_datasets([train, unlabelled.cast_column("labels", feature)])
-
-
-def _hidden(value):
-    """``value`` with every number -100 (the label no loss counts), in the same shape."""
-    return [_hidden(item) for item in value] if isinstance(value, list) else -100
-
-
-def _add_column(dataset, name: str, values: list):
-    """``add_column`` that keeps an on-the-fly transform: ``Dataset.add_column`` flattens the indices
-    *through* the transform, which would decode and store every image."""
-    transform = (
-        dataset.format["format_kwargs"].get("transform") if dataset.format["type"] == "custom" else None
-    )
-    if transform is None:
-        return dataset.add_column(name, values)
-    return dataset.with_format(None).add_column(name, values).with_transform(transform)
 
 
 register_method(Distillation)
