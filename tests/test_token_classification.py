@@ -282,3 +282,24 @@ def test_class_weights_and_samples_per_class_are_refused(no_model_build, ner_fol
         _train(ner_folder, tiny_bert_dir, tmp_path, class_weights="balanced")
     with pytest.raises(DataError, match="--samples_per_class"):
         _train(ner_folder, tiny_bert_dir, tmp_path, samples_per_class=2)
+    with pytest.raises(ConfigError, match="--ner_eval_mode must be one of default, strict"):
+        _train(ner_folder, tiny_bert_dir, tmp_path, ner_eval_mode="lenient")
+
+
+def test_a_conll_file_with_bioes_tags_trains_and_carves_its_splits(tiny_bert_dir, tmp_path):
+    rng = random.Random(0)
+    lines = ["-DOCSTART- -X- O", ""]
+    for _ in range(40):
+        person = rng.choice(PEOPLE)
+        for token, pos, tag in ((person, "NNP", "B-person"), ("smith", "NNP", "E-person"), ("saw", "VBD", "O"),
+                                (rng.choice(PLACES), "NNP", "S-location")):
+            lines.append(f"{token} {pos} {tag}")
+        lines.append("")
+    path = tmp_path / "train.conll"
+    path.write_text("\n".join(lines))
+    result = _train(path, tiny_bert_dir, tmp_path)
+    names = ["O", "S-location", "B-person", "E-person"]
+    assert list(result.trainer.model.config.id2label.values()) == names
+    assert result.metrics["test_samples"] == 4 and result.metrics["train_samples"] == 32  # carved 10 % + 10 %
+    card = ModelCard.load(result.output_dir / "README.md")
+    assert f"- **Tags (4, BIOES):** {', '.join(names)}" in card.text

@@ -24,6 +24,7 @@ from ._token_metrics import check_tag_sequences, check_tag_set, detect_scheme, e
 __all__ = ["TagSpace", "TokenClassification", "sort_tags", "word_tags"]
 
 METRIC_NAMES = ("precision", "recall", "f1", "accuracy")
+_MODES = ("default", "strict")
 _PREFIX_ORDER = {"B": 0, "I": 1, "E": 2, "L": 2, "S": 3, "U": 3}  # BILOU's L-/U- are BIOES's E-/S-
 _ENTITY_PREFIXES = tuple(f"{prefix}-" for prefix in _PREFIX_ORDER)
 
@@ -111,6 +112,10 @@ class TokenClassification(TokenInputs, Task):
 
     # --- labels -----------------------------------------------------------------------------------
     def build_labels(self, train: Dataset, column: str, data_args: DataArguments) -> TagSpace:
+        if data_args.ner_eval_mode not in _MODES:  # the parser checks its choices; Python and YAML come here
+            raise ConfigError(
+                f"--ner_eval_mode must be one of {', '.join(_MODES)} (got {data_args.ner_eval_mode!r})."
+            )
         tags = _tags_of(train, column)
         scheme = detect_scheme(tags)
         check_tag_sequences(train[_tokens_column(train, column)], tags, "train", scheme)
