@@ -237,11 +237,10 @@ def test_errors_are_minimised_scores_maximised(tmp_path):
     assert _objective(get_task("text-classification"), classification)[1] == "maximize"
 
 
-def test_distillation_is_refused_for_regression_before_any_model(score_folder, no_model_build, tiny_bert_dir, tmp_path):
-    assert get_task("text-regression").distillable is False
-    assert get_task("text-classification").distillable is True
-    with pytest.raises(ConfigError, match="--method distill matches the teacher's class probabilities"):
-        _train(score_folder, tiny_bert_dir, tmp_path, method="distill", teacher=tiny_bert_dir)
+def test_distillation_needs_a_regression_teacher_before_any_model(score_folder, no_model_build, tiny_bert_dir, tmp_path):
+    assert get_task("text-regression").distillable and get_task("text-classification").distillable
+    with pytest.raises(ConfigError, match="needs a regression teacher"):
+        _train(score_folder, tiny_bert_dir, tmp_path, label_column="score", method="distill", teacher=tiny_bert_dir)
 
 
 @pytest.mark.parametrize("backbone", ["tiny_vit", "tiny_resnet", "tiny_timm"])
