@@ -114,7 +114,7 @@ def plot_predicted_vs_true(predictions, references, names: list[str], path: str 
         ax.plot([low, high], [low, high], "--", color="tab:gray", linewidth=1)
         ax.set_xlabel(f"true {names[index]}")
         ax.set_ylabel(f"predicted {names[index]}")
-    fig.suptitle(f"Predicted against true values (test split, {len(references)} examples)")
+    fig.suptitle(f"Predicted against true values\n(test split, {len(references)} examples)")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
