@@ -37,14 +37,15 @@ VARIANTS = {  # name -> the recipe's extra options
 }
 
 
-def costs(max_length: int) -> dict[str, dict]:
+def costs(max_length: int, max_train_samples: int | None = None) -> dict[str, dict]:
     """Per strategy: sequences and real tokens per split, and windows per document (tokenising only)."""
     task = get_task("text-classification")
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(task.demo_model).path)
-    data = prepare_data(DataArguments(dataset="bbc-news", max_length=max_length), task)
+    options = dict(dataset="bbc-news", max_length=max_length, max_train_samples=max_train_samples)
+    data = prepare_data(DataArguments(**options), task)
     found = {}
     for strategy in ("truncate", "head_tail", "chunk"):
-        args = DataArguments(dataset="bbc-news", max_length=max_length, long_text=strategy)
+        args = DataArguments(**options, long_text=strategy)
         splits = task.preprocess(data.splits, tokenizer, data.input_columns, max_length, args)
         found[strategy] = {}
         for name, split in splits.items():
@@ -79,10 +80,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strategies", default=",".join(VARIANTS))
     parser.add_argument("--max_length", type=int, default=128)
+    parser.add_argument("--max_train_samples", type=int, help="train on the first N articles (all if unset)")
     parser.add_argument("--json", default="/tmp/lt_results.jsonl", help="one line of results per run")
+    parser.add_argument("--costs_only", action="store_true", help="only tokenise and count")
     arguments, extra = parser.parse_known_args()
-    cost = costs(arguments.max_length)
+    cost = costs(arguments.max_length, arguments.max_train_samples)
     print(json.dumps(cost, indent=1), flush=True)
+    if arguments.costs_only:
+        return
+    if arguments.max_train_samples:
+        extra = [*extra, "--max_train_samples", str(arguments.max_train_samples)]
     results = []
     for variant in arguments.strategies.split(","):
         result = run(variant, arguments.max_length, extra)
