@@ -296,7 +296,7 @@ def test_a_conll_file_with_bioes_tags_trains_and_carves_its_splits(tiny_bert_dir
                                 (rng.choice(PLACES), "NNP", "S-location")):
             lines.append(f"{token} {pos} {tag}")
         lines.append("")
-    path = tmp_path / "train.conll"
+    path = tmp_path / "train.txt"  # .txt and .tsv files are CoNLL text for this task
     path.write_text("\n".join(lines))
     result = _train(path, tiny_bert_dir, tmp_path)
     names = ["O", "S-location", "B-person", "E-person"]

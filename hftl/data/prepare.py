@@ -138,7 +138,9 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
         label_order: Class names in the order the model must use (a distillation teacher's); the data's
             classes must be the same names.
     """
-    raw, source = load_raw_dataset(data_args.dataset, data_args.dataset_config)
+    # a task that reads token/tag text (token classification) takes .txt/.tsv files as CoNLL files too
+    token_text = getattr(task, "reads_token_text", False)
+    raw, source = load_raw_dataset(data_args.dataset, data_args.dataset_config, token_text=token_text)
     if "train" not in raw:
         raise DataError(
             f"{source} has no train split (splits: {', '.join(raw) or 'none'}); provide one named 'train'."
