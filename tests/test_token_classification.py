@@ -128,6 +128,8 @@ def test_a_run_reports_entity_metrics_and_a_per_type_report(ner_folder, tiny_ber
     assert "- **Entity types (2):** location, person" in card.text
     assert f'pipeline("token-classification", model="{out.name}", aggregation_strategy="simple")' in card.text
     assert [entry.metric_type for entry in card.data.eval_results] == ["f1", "precision", "recall", "accuracy"]
+    # the Hub's inference widget gets a sentence with entities in it
+    assert card.data.widget == [{"text": "Taylor Swift played Madison Square Garden in New York last night"}]
     assert not (out / "confusion_matrix.png").exists()
 
 

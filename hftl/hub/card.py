@@ -72,6 +72,7 @@ class CardFacts:
         curves_image: The training curves' file name, if drawn.
         kind: What the card's first line calls the model (the task's name where its pipeline tag is
             another task's, e.g. regression served under text-classification); None: the pipeline tag.
+        widget_texts: Example inputs for the Hub's inference widget (the ``widget:`` metadata).
     """
 
     title: str
@@ -93,6 +94,7 @@ class CardFacts:
     plots: list[tuple[str, str]] = field(default_factory=list)
     curves_image: str | None = None
     kind: str | None = None  # what the card's first line calls the model; the pipeline tag when None
+    widget_texts: tuple[str, ...] = ()  # the Hub inference widget's example inputs (empty: the Hub's own)
 
 
 def format_metric(value) -> str:
@@ -140,6 +142,7 @@ def build_model_card(facts: CardFacts, repo_id: str | None = None) -> ModelCard:
         tags=["hftl", facts.method, facts.pipeline_tag, *facts.tags],
         model_name=repo_id,
         eval_results=eval_results or None,
+        widget=[{"text": text} for text in facts.widget_texts] or None,
     )
     trainable = metrics.get("trainable_params")
     data_phrase = f" on `{facts.dataset}`" if facts.dataset else ""

@@ -112,6 +112,7 @@ def write_card_and_images(
         title=title,
         pipeline_tag=task.pipeline_tag,
         kind=task.card_kind,
+        widget_texts=task.card_widget_texts,
         method=method.name,
         method_summary=method.summary,
         metrics=metrics,

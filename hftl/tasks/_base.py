@@ -67,6 +67,8 @@ class Task:
     distill_same_tokenizer: ClassVar[bool] = False
     # what the card's first line calls the model, where the pipeline tag names another task (None: the tag)
     card_kind: ClassVar[str | None] = None
+    # example inputs for the Hub's inference widget (the card's ``widget:`` metadata); empty: the Hub's defaults
+    card_widget_texts: ClassVar[tuple[str, ...]] = ()
 
     # --- labels: what the label column means ----------------------------------------------------
     def combine_label_columns(self, raw: dict[str, Dataset], data_args: DataArguments) -> dict[str, Dataset]:

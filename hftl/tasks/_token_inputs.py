@@ -65,6 +65,7 @@ class TokenInputs(TextInputs):
     ``DataCollatorForTokenClassification``."""
 
     usage_example = '"Taylor Swift played Madison Square Garden in New York last night"'
+    card_widget_texts = ("Taylor Swift played Madison Square Garden in New York last night",)
     reads_token_text = True  # .txt/.tsv data files are CoNLL token/tag text (hftl.data.prepare)
 
     def find_inputs(self, train: Dataset, label_column: str, data_args: DataArguments) -> list[str]:
