@@ -144,6 +144,9 @@ def test_chunk_trains_evaluates_and_tests_per_document(long_options, aggregation
     assert recorded == {
         "strategy": "chunk", "stride": 8, "max_chunks": None, "aggregation": aggregation, "max_length": MAX_LENGTH
     }  # fmt: skip
+    # the card says how long documents were read
+    card = (result.output_dir / "README.md").read_text()
+    assert f"| long documents | chunk (windows overlapping by 8 tokens, {aggregation} of their logits) |" in card
     # the predictions are the documents' pooled logits, as computed by hand from the saved model
     test = trainer.eval_dataset  # the validation documents, tokenised
     assert trainer.predict(test).predictions.shape == (6,)  # argmax per document for the metrics
@@ -180,11 +183,13 @@ def test_head_tail_run_records_its_split(long_options):
     result = finetune(**long_options, long_text="head_tail")
     recorded = json.loads((result.output_dir / "config.json").read_text())["hftl_long_text"]
     assert recorded == {"strategy": "head_tail", "head": 8, "tail": 22, "max_length": MAX_LENGTH}
+    assert "| long documents | head_tail |" in (result.output_dir / "README.md").read_text()
 
 
 def test_truncate_records_nothing(long_options):
     result = finetune(**long_options)
     assert "hftl_long_text" not in json.loads((result.output_dir / "config.json").read_text())
+    assert "long documents" not in (result.output_dir / "README.md").read_text()
 
 
 def test_resumed_chunk_run_equals_the_uninterrupted_one(long_options, tmp_path, batches, monkeypatch):  # noqa: F811

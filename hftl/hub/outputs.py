@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from .._log import log
+from ..options.checks import default_chunk_stride
 from .card import CardFacts, write_model_card
 from .plots import CURVES_FILE, plot_training_curves
 
@@ -30,8 +31,23 @@ def _hyperparameters(method, method_args, data_args, training_args) -> dict:
         values["image size"] = data_args.image_size
     if data_args.augment:
         values["augmentation"] = data_args.augment
+    if data_args.long_text != "truncate":
+        values["long documents"] = _long_text_setting(data_args)
     values.update(method.card_hyperparameters(method_args))
     return values
+
+
+def _long_text_setting(data_args) -> str:
+    """``--long_text`` as the card states it: the strategy, and for chunk its stride, pooling and cap."""
+    if data_args.long_text != "chunk":
+        return data_args.long_text
+    stride = data_args.chunk_stride
+    if stride is None and data_args.max_length:
+        stride = default_chunk_stride(data_args.max_length)
+    cap = f", at most {data_args.max_chunks} windows" if data_args.max_chunks else ""
+    return (
+        f"chunk (windows overlapping by {stride} tokens, {data_args.chunk_aggregation} of their logits{cap})"
+    )
 
 
 def _card_of(folder) -> tuple[str | None, str | None]:
