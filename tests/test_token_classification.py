@@ -86,6 +86,7 @@ def test_first_subword_carries_the_label_the_rest_and_special_tokens_get_minus_1
     every = align_labels(encoded.word_ids(), word_labels, continuation_ids(names))
     assert every == [-100, 3, 4, 0, 0, 1, 2, 2, 2, -100]
     assert continuation_ids(["O", "B-x", "E-x", "S-x", "I-x", "B-y"]) == [0, 4, 4, 4, 4, 5]  # no I-y: B-y stays
+    assert continuation_ids(["O", "B-x", "I-x", "L-x", "U-x"]) == [0, 2, 2, 2, 2]  # BILOU's L-/U- too
 
 
 def test_preprocess_labels_all_subwords_in_train_only(tiny_bert_dir):

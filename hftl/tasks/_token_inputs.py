@@ -37,7 +37,7 @@ def continuation_ids(names: list[str]) -> list[int]:
     other tags stay."""
     index = {name: number for number, name in enumerate(names)}
     return [
-        index.get(f"I-{name[2:]}", number) if name[:2] in ("B-", "S-", "E-") else number
+        index.get(f"I-{name[2:]}", number) if name[:2] in _NOT_INSIDE else number
         for number, name in enumerate(names)
     ]
 

@@ -148,9 +148,6 @@ class TokenClassification(TokenInputs, Task):
             f"entity types ({len(types)}): {', '.join(types)}; scored per entity ({labels.mode} mode)"
         )
 
-    def label_kind(self, labels: TagSpace) -> str:
-        return "token-classification"
-
     # --- training and evaluation ------------------------------------------------------------------
     def metrics(self, labels: TagSpace) -> tuple:
         # the argmax runs per batch, so evaluation holds (rows, subwords) ids, not (rows, subwords, tags) floats
