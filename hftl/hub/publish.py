@@ -21,6 +21,7 @@ import yaml
 from huggingface_hub import HfApi, get_token
 
 from .._log import log
+from ..app.space import space_requirements, write_space_app
 from ..errors import ConfigError, HftlError, first_line
 from ..resolve import hub_status
 from ..run.run_files import CONFIG_FILE, DRY_RUN_DIR, OUTPUTS_FILE, plain_path, read_outputs
@@ -201,18 +202,23 @@ def push(
     private: bool = False,
     token: str | None = None,
     dry_run: bool = False,
+    space_app: bool = False,
 ) -> Path | str:
     """Publish an hftl output directory (model, processor, card, images, config, results) to ``repo_id``.
 
     A LoRA run's adapter goes along in the ``adapter/`` subfolder of the same repo, next to the merged
     model at the root. With ``dry_run`` the exact upload folder is written to
-    ``output_dir/push_dry_run`` and nothing leaves the machine.
+    ``output_dir/push_dry_run`` and nothing leaves the machine. With ``space_app`` the upload also holds
+    a Space-ready ``app.py`` and its ``requirements.txt`` (:func:`hftl.app.write_space_app`), which hftl
+    writes: the model's demo page, loading it from ``repo_id``.
 
     Returns:
         The dry-run folder, or the URL of the pushed commit.
     """
     check_can_push(repo_id, dry_run, token)
     output_dir = Path(output_dir)
+    if space_app:
+        space_requirements(output_dir)  # refuse a model the page can't serve before anything is written
     if dry_run:
         folder = output_dir / DRY_RUN_DIR
         if folder.is_symlink() or folder.exists() and not folder.is_dir():  # never written through
@@ -222,10 +228,12 @@ def push(
         read_outputs(output_dir)  # refuse a folder without the list before deleting anything
         shutil.rmtree(folder, ignore_errors=True)
         files = stage_upload(output_dir, folder)
+        files += write_space_app(repo_id, folder) if space_app else []
         log(f"push dry run: {len(files)} files that would go to {repo_id} are in {folder}")
         return folder
     with tempfile.TemporaryDirectory(prefix="hftl-push-") as staging:
         files = stage_upload(output_dir, staging)
+        files += write_space_app(repo_id, staging) if space_app else []
         try:
             api = HfApi(token=token)
             api.create_repo(repo_id, private=private, exist_ok=True)
@@ -259,7 +267,7 @@ def push_run(output_dir: str | Path, training_args) -> Path | str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hftl.hub.publish OUTPUT_DIR USER/NAME [--private] [--dry_run]``."""
+    """``python -m hftl.hub.publish OUTPUT_DIR USER/NAME [--private] [--dry_run] [--space_app]``."""
     import argparse  # the library's parser is for training options; this command has four
 
     parser = argparse.ArgumentParser(
@@ -271,9 +279,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dry_run", action="store_true", help="write the upload folder locally; push nothing"
     )
+    parser.add_argument(
+        "--space_app", action="store_true", help="also upload a Space-ready app.py (the model's demo page)"
+    )
     args = parser.parse_args(argv)
     try:
-        print(push(args.output_dir, args.repo_id, private=args.private, dry_run=args.dry_run))
+        print(
+            push(
+                args.output_dir,
+                args.repo_id,
+                private=args.private,
+                dry_run=args.dry_run,
+                space_app=args.space_app,
+            )
+        )
     except HftlError as error:
         print(f"hftl: error: {error}", file=sys.stderr)
         return 2
