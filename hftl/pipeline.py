@@ -27,6 +27,7 @@ from .run.cpu import use_all_cpu_cores
 from .run.identity import record_run
 from .run.output_dir import clear_earlier_run
 from .run.run_files import record_outputs, snapshot_files, write_run_files
+from .run.trackers import add_trackers, log_test_metrics, without_tracker_logs
 from .techniques.batchnorm import recalibrate_batchnorm, wants_recalibration
 from .techniques.early_stopping import add_early_stopping
 from .techniques.lr_finder import apply_lr_finder
@@ -129,6 +130,7 @@ def run_finetuning(*arguments, callbacks: list[TrainerCallback] | None = None) -
     )  # fmt: skip
     trainer.class_loss = plan.class_loss  # class weights / label smoothing (None: the model's own loss)
     add_early_stopping(trainer)
+    add_trackers(trainer, plan)  # --report_to: the run's options and test metrics go to the trackers too
     if training_args.find_lr:
         apply_lr_finder(trainer, output_dir, plan.learning_rate_given, resuming=plan.resume is not None)
 
@@ -150,13 +152,15 @@ def run_finetuning(*arguments, callbacks: list[TrainerCallback] | None = None) -
     metrics.update(
         method.extra_metrics(trainer, tokenized, data, trainer.compute_metrics, preprocess, metrics)
     )
+    log_test_metrics(trainer, metrics)  # Trainer sends test metrics to few trackers, and only predict's
     trainer.shut_down_dataloader_workers()  # the run is done with its data; see the method for why now
     predictions = task.test_predictions(test, metrics, data.labels)
     report, report_table = task.report(predictions, test.label_ids, data.labels)
     log(f"{task.report_title}:\n{report}")
 
     # --- save: model, run files, card; then push ------------------------------------------------
-    written_before = snapshot_files(output_dir)  # hftl_outputs.json lists what changes from here on
+    # hftl_outputs.json lists what changes from here on, and the tracker logs the run wrote into output_dir
+    written_before = without_tracker_logs(snapshot_files(output_dir), trainer, output_dir)
     method.save(trainer, output_dir, plan.processor, plan.method_args)
     if trainer.is_world_process_zero():
         # the config records the push as asked, so it reruns the same job

@@ -10,7 +10,9 @@ follows peft's config checks: the option, what it must be, what it got.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import enum
+import importlib.util
 import math
 import numbers
 import os
@@ -30,7 +32,9 @@ __all__ = [
     "coerce_value",
     "check_room_for_text",
     "check_long_text",
+    "check_report_to",
     "default_chunk_stride",
+    "TRACKERS",
 ]
 
 
@@ -204,6 +208,8 @@ def check_options(instance) -> None:
             problem = f"--{name} must be {rule.allowed} (got {_shown(value)}){unset}."
         if problem:
             raise ConfigError(problem)
+    if "report_to" in kinds:  # TrainingArguments: before stock __post_init__ reads it
+        instance.report_to = check_report_to(instance.report_to)
 
 
 def coerce_value(cls: type, name: str, value: Any, where: str) -> Any:
@@ -268,6 +274,54 @@ def check_room_for_text(processor, max_length: int | None, input_columns: list[s
             f"--max_length {max_length} leaves no room for text: the tokenizer adds {special} special tokens "
             f"to each example; give at least {special + 1}, or leave it unset for the model maximum."
         )
+
+
+# --report_to: the trackers hftl sends its config and test metrics to (Trainer's integrations log the
+# rest) -> the modules any of which makes it work, and what to install
+TRACKERS = {
+    "tensorboard": (("tensorboard", "tensorboardX"), "pip install 'hftl[trackers]'"),
+    "trackio": (("trackio",), "pip install 'hftl[trackers]'"),
+    "mlflow": (("mlflow",), "pip install mlflow"),
+    "wandb": (("wandb",), "pip install wandb"),
+}
+
+
+def check_report_to(value: Any) -> list[str]:
+    """``--report_to`` as a list of tracker names (``none``, ``[none]`` and unset: ``[]``); a name that is
+    not a tracker, ``all`` (whatever happens to be installed) or a tracker not installed is one line.
+
+    Args:
+        value: The option as given: a name, comma-separated names, or a list of names.
+
+    Example:
+        >>> check_report_to("none")
+        []
+    """
+    items = value if isinstance(value, (list, tuple)) else [] if value is None else [value]
+    names = []
+    for item in items:
+        for name in str(item).split(","):
+            name = name.strip().lower()
+            # kubeflow: stock __post_init__ adds it inside a Kubeflow TrainJob (rebuilt arguments carry it)
+            if name and name not in ("none", "kubeflow") and name not in names:
+                names.append(name)
+    choices = ", ".join(TRACKERS)
+    for name in names:
+        if name == "all":
+            raise ConfigError(
+                f"--report_to all would log to whichever trackers happen to be installed; name them ({choices})."
+            )
+        if name not in TRACKERS:
+            close = difflib.get_close_matches(name, TRACKERS, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"--report_to {name} is not a tracker hftl logs to; give {choices} (several: comma-separated) "
+                f"or none.{hint}"
+            )
+        modules, install = TRACKERS[name]
+        if not any(importlib.util.find_spec(module) for module in modules):
+            raise ConfigError(f"--report_to {name} needs {modules[0]}, which is not installed: {install}")
+    return names
 
 
 LONG_TEXT_STRATEGIES = ("truncate", "head_tail", "chunk")
