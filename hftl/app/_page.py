@@ -71,7 +71,7 @@ def build_page(classifier, task: str, config, title: str) -> gr.Interface:
     def predict(value):
         if value is None or (isinstance(value, str) and not value.strip()):
             raise gr.Error("Enter a text or upload an image first.")
-        outputs = classifier(value)
+        outputs = classifier([value])[0]  # a batch of one: every label's scores, for texts and images alike
         if regression:  # values, not probabilities: shown as text rather than as bars
             return "; ".join(f"{item['label']} = {item['score']:.4g}" for item in outputs)
         return {item["label"]: float(item["score"]) for item in outputs}
