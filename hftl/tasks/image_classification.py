@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from datasets import Dataset, DatasetDict, Image
 from PIL import Image as PILImage
 from PIL import ImageOps
-from torchvision.transforms import v2
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from .._batch import TARGET_COLUMNS
@@ -22,51 +20,16 @@ from ..errors import DataError
 from ..options.config import DataArguments, ModelArguments
 from ..run.cpu import default_dataloader_workers
 from ._base import Task
+from ._image_transforms import (
+    ImageSettings,
+    build_transforms,
+    processor_transform,
+    set_processor_size,
+    settings_from_processor,
+)
 from .classification import ClassificationTask
 
-__all__ = ["ImageInputs", "ImageClassification", "ImageSettings"]
-
-_INTERPOLATION = {
-    "bicubic": v2.InterpolationMode.BICUBIC,
-    "bilinear": v2.InterpolationMode.BILINEAR,
-    "nearest": v2.InterpolationMode.NEAREST,
-}
-
-
-@dataclass(frozen=True)
-class ImageSettings:
-    """What the model expects: square input size, normalisation and resize interpolation."""
-
-    size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    interpolation: str = "bilinear"
-    crop_pct: float = 0.875
-
-
-def settings_from_processor(processor) -> ImageSettings:
-    """Read size/mean/std from a transformers image processor or timm's data config."""
-    data_config = getattr(processor, "data_config", None)
-    if data_config:  # TimmWrapperImageProcessor
-        return ImageSettings(
-            size=int(data_config["input_size"][-1]),
-            mean=tuple(data_config["mean"]),
-            std=tuple(data_config["std"]),
-            interpolation=str(data_config.get("interpolation", "bicubic")),
-            crop_pct=float(data_config.get("crop_pct") or 0.875),
-        )
-    size = getattr(processor, "crop_size", None) or getattr(processor, "size", None) or {}
-    if not isinstance(size, dict):
-        size = dict(size)
-    edge = size.get("height") or size.get("shortest_edge") or 224
-    resample = getattr(processor, "resample", None)
-    return ImageSettings(
-        size=int(edge),
-        mean=tuple(getattr(processor, "image_mean", None) or (0.5, 0.5, 0.5)),
-        std=tuple(getattr(processor, "image_std", None) or (0.5, 0.5, 0.5)),
-        interpolation="bicubic" if resample in (3, PILImage.Resampling.BICUBIC) else "bilinear",
-    )
-
+__all__ = ["ImageInputs", "ImageClassification", "ImageSettings", "processor_transform"]
 
 # Longest side over shortest side kept. Resizing scales the short side to the model's size, so a 1x12000
 # strip would become 256 x 3 million pixels (GBs) before the crop; cutting it to its central 10:1 part
@@ -98,30 +61,6 @@ def to_rgb(image: PILImage.Image) -> PILImage.Image:
         background = PILImage.new("RGBA", image.size, (255, 255, 255, 255))
         image = PILImage.alpha_composite(background, image)
     return image.convert("RGB")
-
-
-def build_transforms(settings: ImageSettings, augment: str):
-    """(train, eval) torchvision transforms. ``augment``: crop-flip, crop, trivialaugment, randaugment, none."""
-    interpolation = _INTERPOLATION.get(settings.interpolation, v2.InterpolationMode.BILINEAR)
-    normalise = [
-        v2.ToImage(),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(settings.mean, settings.std),
-    ]
-    resize = int(round(settings.size / settings.crop_pct))
-    evaluation = v2.Compose(
-        [v2.Resize(resize, interpolation=interpolation), v2.CenterCrop(settings.size), *normalise]
-    )
-    if augment == "none":
-        return evaluation, evaluation
-    train = [v2.RandomResizedCrop(settings.size, scale=(0.35, 1.0), interpolation=interpolation)]
-    if augment in ("crop-flip", "trivialaugment", "randaugment"):
-        train.append(v2.RandomHorizontalFlip())
-    if augment == "trivialaugment":
-        train.append(v2.TrivialAugmentWide(interpolation=interpolation))
-    elif augment == "randaugment":
-        train.append(v2.RandAugment(interpolation=interpolation))
-    return v2.Compose([*train, *normalise]), evaluation
 
 
 class ImageInputs(Task):
@@ -238,9 +177,13 @@ class ImageInputs(Task):
                 data_args.image_size, settings.mean, settings.std, settings.interpolation, 1.0
             )
             set_processor_size(processor, data_args.image_size)
-        train_transform, eval_transform = build_transforms(settings, data_args.augment or "crop-flip")
+        augment = data_args.augment or "crop-flip"
+        # evaluation (and training without augmentation) through the processor the model is saved with
+        eval_transform = processor_transform(processor)
+        train_transform = eval_transform if augment == "none" else build_transforms(settings, augment)[0]
         log(
-            f"images: {settings.size}px, augment {data_args.augment}, mean {settings.mean}, std {settings.std}"
+            f"images: {settings.size}px, augment {data_args.augment}, mean {settings.mean}, std {settings.std}; "
+            f"evaluation through the model's own {type(processor).__name__}, as pipeline() preprocesses"
         )
         column = input_columns[0]
 
@@ -282,19 +225,6 @@ class ImageInputs(Task):
             return batch
 
         return collate
-
-
-def set_processor_size(processor, size: int) -> None:
-    """Record the training input size in the processor, so the saved model preprocesses identically."""
-    data_config = getattr(processor, "data_config", None)
-    if data_config:
-        data_config["input_size"] = (3, size, size)
-        data_config["crop_pct"] = 1.0
-        return
-    if hasattr(processor, "size"):
-        processor.size = {"height": size, "width": size}
-    if getattr(processor, "crop_size", None) is not None:
-        processor.crop_size = {"height": size, "width": size}
 
 
 def _inspect(item: dict) -> tuple[str | None, tuple[str, str] | None]:

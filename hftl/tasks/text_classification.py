@@ -233,6 +233,10 @@ class TextInputs(Task):
 
     def on_model_built(self, model, processor, data_args: DataArguments, training_args) -> None:
         super().on_model_built(model, processor, data_args, training_args)
+        if self.takes_long_text and data_args.max_length:
+            # saved with the tokenizer: stock pipeline(..., truncation=True) then cuts a long text where the
+            # run's evaluation did (it truncates at model_max_length); word-list tasks keep the model's limit
+            processor.model_max_length = data_args.max_length
         if getattr(data_args, "long_text", "truncate") != "truncate":  # recorded for predict tooling
             settings = long_text_settings(data_args, data_args.max_length, processor)
             setattr(model.config, CONFIG_KEY, {**settings.record(), "max_length": data_args.max_length})
