@@ -253,6 +253,20 @@ def test_bad_models_are_one_line_and_start_nothing(tmp_path):
         server.launch(tagger, port=70000, block=False)
 
 
+def test_a_port_in_use_is_one_line(run_dir, outside_connections):
+    pytest.importorskip("gradio")
+    server = importlib.import_module("hftl.app.server")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(
+            ConfigError, match=f"can't listen on 127.0.0.1:{port} .*pass a free --port"
+        ) as error:
+            server.launch(run_dir, port=port, block=False)
+    _one_line(error)
+
+
 def test_the_command_line(tmp_path, capsys):
     parser = ArgumentParser()
     app_command.add_arguments(parser)
