@@ -117,7 +117,7 @@ class TrackerCallback(TrainerCallback):
             if key.startswith("test_") and isinstance(value, (int, float)) and not isinstance(value, bool)
         }
         tensorboard = self.tensorboard
-        if tensorboard is not None:
+        if tensorboard is not None and tensorboard.logging_dir:  # set when training began
             tensorboard.on_log(args, state, control, logs=test)  # reopens its writer (closed at train end)
             _hparams(tensorboard.tb_writer, self.config(), rewrite_logs(test), state.global_step)
             tensorboard.on_train_end(args, state, control)  # closes it
@@ -125,8 +125,8 @@ class TrackerCallback(TrainerCallback):
             mlflow = self.mlflow._ml_flow
             active = mlflow.active_run()
             reopened = active is None or active.info.run_id != self._mlflow_run
-            if reopened:  # its callback ended the run at the end of training
-                mlflow.start_run(run_id=self._mlflow_run)
+            if reopened:  # its callback ended the run at the end of training (nested under yours: still so)
+                mlflow.start_run(run_id=self._mlflow_run, nested=active is not None)
             self.mlflow.on_log(args, state, control, logs=test)
             if reopened:
                 mlflow.end_run()
