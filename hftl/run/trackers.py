@@ -151,8 +151,11 @@ def _hparams(writer, config: dict, metrics: dict, step: int) -> None:
 
 
 def add_trackers(trainer, plan) -> TrackerCallback | None:
-    """Add a :class:`TrackerCallback` when ``--report_to`` names trackers (``plan``: the run's
-    :class:`hftl.plan.RunPlan`, whose options are logged as the push was asked).
+    """Add a :class:`TrackerCallback` when ``--report_to`` names trackers.
+
+    Args:
+        trainer: The run's Trainer, built with ``plan.training_args`` (its integration callbacks in place).
+        plan: The run's :class:`hftl.plan.RunPlan`; its options are logged with the push as asked.
 
     Example:
         >>> add_trackers(trainer, plan)
@@ -169,7 +172,11 @@ def add_trackers(trainer, plan) -> TrackerCallback | None:
 
 def log_test_metrics(trainer, metrics: dict) -> None:
     """Send the run's final ``test_*`` metrics to its trackers and end their runs (after ``trainer.predict``
-    on the test split).
+    on the test split); nothing without ``--report_to``.
+
+    Args:
+        trainer: The run's Trainer (:func:`add_trackers` added its callback).
+        metrics: The run's metrics; the numeric ``test_*`` ones are logged.
 
     Example:
         >>> log_test_metrics(trainer, {"test_accuracy": 0.97, "test_loss": 0.1})
@@ -182,7 +189,16 @@ def log_test_metrics(trainer, metrics: dict) -> None:
 def without_tracker_logs(snapshot: dict, trainer, output_dir: str | Path) -> dict:
     """``snapshot`` (:func:`hftl.run.run_files.snapshot_files`) without the files this run's TensorBoard
     writer put under ``output_dir``, so ``hftl_outputs.json`` lists them as the run's (they are written
-    during training, before the snapshot the list is taken against)."""
+    during training, before the snapshot the list is taken against).
+
+    Args:
+        snapshot: The output folder's files before the model is saved.
+        trainer: The run's Trainer.
+        output_dir: The run's output folder (event files elsewhere, via ``TENSORBOARD_LOGGING_DIR``, stay out).
+
+    Example:
+        >>> written_before = without_tracker_logs(snapshot_files(output_dir), trainer, output_dir)
+    """
     callback = _integration(trainer.callback_handler.callbacks, TrackerCallback)
     tensorboard = callback.tensorboard if callback is not None else None
     if tensorboard is None or not tensorboard.logging_dir:
