@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hftl import ConfigError, HftlTrainingArguments, finetune, make_parser, push
 from hftl.options import checks
@@ -149,6 +150,12 @@ def test_event_files_are_the_runs_outputs_never_pushed(tracked, tmp_path):
     assert not (pushed / "runs").exists()
 
 
+def test_the_config_records_the_trackers_so_a_rerun_logs_to_them(tracked):
+    config = tracked.output_dir / "hftl_config.yaml"
+    assert yaml.safe_load(config.read_text())["report_to"] == ["tensorboard", "trackio"]
+    assert make_parser().parse(["--config", str(config)])[3].report_to == ["tensorboard", "trackio"]
+
+
 def test_report_to_none_is_the_default_everywhere_and_writes_nothing(
     tiny_bert_dir, data_csv, trackio_dir, tmp_path
 ):
@@ -167,6 +174,7 @@ def test_report_to_none_is_the_default_everywhere_and_writes_nothing(
     callbacks = result.trainer.callback_handler.callbacks
     assert not any(isinstance(c, (*kinds, TrackerCallback)) for c in callbacks)
     assert not (result.output_dir / "runs").exists() and sorted(trackio_dir.rglob("*")) == store
+    assert "report_to" not in yaml.safe_load((result.output_dir / "hftl_config.yaml").read_text())
     assert not any(
         name.startswith("runs/")
         for name in json.loads((result.output_dir / "hftl_outputs.json").read_text())["files"]

@@ -53,6 +53,13 @@ class HftlTrainingArguments(TrainingArguments, TechniqueOptions):
         default=None,
         metadata={"help": "Training epochs (auto: the built-in dataset's tuned value, else 3)."},
     )
+    report_to: None | str | list[str] = field(
+        default="none",
+        metadata={
+            "help": "Experiment trackers: tensorboard, trackio, mlflow or wandb (several: comma-separated), "
+            "or none. hftl adds the run's options and test metrics (docs/trackers.md)."
+        },
+    )
     per_device_train_batch_size: int = field(
         default=16, metadata={"help": "Batch size per device for training."}
     )

@@ -186,7 +186,7 @@ def _in_the_way(folder: Path) -> tuple[list[str], list[str]]:
                 relative = f"adapter/{inner.name}"
                 if relative not in hftl_files or inner.is_symlink():
                     (in_the_way if _RUN_NAMES.fullmatch(inner.name) else others).append(relative)
-        else:
+        elif not any(listed.startswith(f"{name}/") for listed in hftl_files):  # e.g. runs/ of a tracker
             others.append(f"{name}/")
     return in_the_way, [name for name in others if name not in _CLUTTER]
 

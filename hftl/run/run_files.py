@@ -119,7 +119,8 @@ def read_outputs(output_dir: str | Path, strict: bool = True) -> list[str] | Non
 
 # Fields stock TrainingArguments.__post_init__ fills in (so they always differ from the field default),
 # and credentials, which never go to disk.
-_SKIPPED = {"accelerator_config", "debug", "do_eval", "report_to", "hub_token", "push_to_hub_token"}
+_SKIPPED = {"accelerator_config", "debug", "do_eval", "hub_token", "push_to_hub_token"}
+_RECORDED_WHEN_SET = {"report_to"}  # an empty list is the default, "none"
 
 
 def _field_default(spec: dataclasses.Field):
@@ -149,6 +150,7 @@ def config_values(arguments: tuple, training_overrides: dict | None = None) -> d
                 if (
                     spec.init
                     and spec.name not in _SKIPPED
+                    and not (spec.name in _RECORDED_WHEN_SET and not current.get(spec.name))
                     and spec.name not in getattr(instance, "machine_resolved", ())
                     and current.get(spec.name) != _plain(_field_default(spec))
                 ):
