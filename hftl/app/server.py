@@ -123,7 +123,7 @@ def launch(model: str | Path, host: str = "127.0.0.1", port: int | None = None, 
     except OSError as error:
         raise ConfigError(
             f"hftl app can't listen on {host}:{port or 'a port from 7860'} "
-            f"({first_line(error).split('. ')[0][:120]}); pass a free --port."
+            f"({first_line(error).split('. ')[0][:120]}); pass a free --port (and a --host of this machine)."
         ) from None
     url = page.local_url
     log(f"hftl app: {model} is served at {url} (Ctrl-C stops it)")
