@@ -55,7 +55,9 @@ def describe(config, task: str) -> str:
     shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
     reads = "a text" if task == "text-classification" else "an image"
     if is_regression(config):
-        return f"Reads {reads} and predicts {'a value' if len(names) == 1 else f'{len(names)} values'}: {shown}."
+        return (
+            f"Reads {reads} and predicts {'a value' if len(names) == 1 else f'{len(names)} values'}: {shown}."
+        )
     line = f"Reads {reads} and scores {len(names)} labels: {shown}."
     if getattr(config, "problem_type", None) == "multi_label_classification":
         threshold = getattr(config, "multi_label_threshold", None)
