@@ -130,6 +130,8 @@ def test_text_pipeline_with_truncation_reproduces_the_test_accuracy(text_run):
     answers = [row["label"] for row in classify(texts, truncation=True)]
     assert_parity(text_run, answers)
     assert classify.tokenizer.model_max_length == MAX_LENGTH  # the saved tokenizer carries the run's length
+    card = (Path(text_run.output_dir) / "README.md").read_text()
+    assert 'print(classify("Shares fell sharply on Wall Street", truncation=True))' in card  # the call to use
     assert text_run.result.metrics["test_accuracy"] > 0.5  # learnt from the heads (chance: 1/3)
 
 

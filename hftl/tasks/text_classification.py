@@ -53,7 +53,9 @@ class TextInputs(Task):
     """
 
     modality = "text"
-    usage_example = '"Shares fell sharply on Wall Street"'  # the card's pipeline() call
+    # the card's pipeline() call; truncation=True cuts a long text at the run's max_length (the saved
+    # tokenizer's model_max_length), as the test evaluation did, instead of failing past the model's positions
+    usage_example = '"Shares fell sharply on Wall Street", truncation=True'
 
     def find_inputs(self, train: Dataset, label_column: str, data_args: DataArguments) -> list[str]:
         return find_text_columns(train, data_args.text_columns, label_column)
