@@ -63,4 +63,12 @@ def _train_and_report(*arguments) -> None:
 
 def push_command(args) -> None:
     """``hftl push``: :func:`hftl.push` with the command's options; prints the repo URL or dry-run folder."""
-    print(push(args.output_dir, args.repo_id, private=args.private, dry_run=args.dry_run))
+    print(
+        push(
+            args.output_dir,
+            args.repo_id,
+            private=args.private,
+            dry_run=args.dry_run,
+            space_app=args.space_app,
+        )
+    )

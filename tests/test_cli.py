@@ -157,11 +157,14 @@ def test_train_runs_the_recipe_and_prints_the_table(trained):
 def test_push_dry_run_stages_the_run(trained, run_forked):
     exit_code, _, run = trained
     assert exit_code == 0
-    exit_code, output = run_forked("push", str(run), "me/tiny-topics", "--dry_run", module="hftl")
+    exit_code, output = run_forked(
+        "push", str(run), "me/tiny-topics", "--dry_run", "--space_app", module="hftl"
+    )
     assert exit_code == 0, output[-2000:]
     staged = run / "push_dry_run"
     assert str(staged) in output
     assert (staged / "model.safetensors").exists() and (staged / "README.md").exists()
+    assert 'MODEL = "me/tiny-topics"' in (staged / "app.py").read_text()  # --space_app
 
 
 def test_every_public_name_loads_lazily():

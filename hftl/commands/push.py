@@ -21,3 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write the exact upload folder to OUTPUT_DIR/push_dry_run and push nothing",
     )
+    parser.add_argument(
+        "--space_app",
+        action="store_true",
+        help="also upload a Space-ready app.py and requirements.txt (the model's demo page, loading it from the repo)",
+    )
