@@ -42,7 +42,7 @@ TOPICS = ["politics", "sport", "tech"]
 def _bert_config(**labels) -> BertConfig:
     return BertConfig(
         vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=64, **labels,
+        max_position_embeddings=64, initializer_range=0.5, **labels,
     )  # fmt: skip
 
 
@@ -66,11 +66,14 @@ def lora_run(tiny_bert_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def built(tiny_bert_dir, tmp_path_factory) -> dict[str, Path]:
-    """Saved models of the other kinds, from configs (no training)."""
+    """Saved models of the other kinds, from configs (no training); initialised wide (0.5) so that their
+    outputs differ from input to input."""
     folder = tmp_path_factory.mktemp("predict-built")
     torch.manual_seed(0)
     labels = {"id2label": dict(enumerate(TOPICS)), "label2id": {n: i for i, n in enumerate(TOPICS)}}
     out = {}
+    single = BertForSequenceClassification(_bert_config(problem_type="single_label_classification", **labels))
+    out["single"] = _save(single, tiny_bert_dir, folder / "single")
     multi = BertForSequenceClassification(_bert_config(problem_type="multi_label_classification", **labels))
     multi.config.multi_label_threshold = 0.45
     out["multi"] = _save(multi, tiny_bert_dir, folder / "multi")
@@ -92,7 +95,7 @@ def built(tiny_bert_dir, tmp_path_factory) -> dict[str, Path]:
     out["chunk"] = _save(chunk, tiny_bert_dir, folder / "chunk")
     vit = ViTForImageClassification(
         ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                  intermediate_size=64, num_labels=2, id2label={0: "dark", 1: "light"},
+                  intermediate_size=64, initializer_range=0.5, num_labels=2, id2label={0: "dark", 1: "light"},
                   label2id={"dark": 0, "light": 1})
     )  # fmt: skip
     vit.save_pretrained(folder / "vit")
@@ -110,11 +113,15 @@ def _logits(folder: Path, texts: list[str], max_length: int = 64) -> torch.Tenso
         ).logits
 
 
-def test_predictions_are_the_models_own_outputs_in_input_order(lora_run, tmp_path):
+@pytest.mark.parametrize("which", ["lora", "single"])
+def test_predictions_are_the_models_own_outputs_in_input_order(lora_run, built, tmp_path, which):
+    model = (
+        lora_run if which == "lora" else built["single"]
+    )  # a trained run; a model whose outputs differ more
     ids = ["r3", "r1", "r2"]
     data = write_csv(tmp_path / "in.csv", [{"id": i, "text": t} for i, t in zip(ids, TEXTS, strict=True)])
-    rows = predict(lora_run, str(data), all_scores=True)
-    expected = torch.softmax(_logits(lora_run, TEXTS).double(), -1).numpy()
+    rows = predict(model, str(data), all_scores=True)
+    expected = torch.softmax(_logits(model, TEXTS).double(), -1).numpy()
     assert [row["id"] for row in rows] == ids
     for row, probabilities in zip(rows, expected, strict=True):
         assert row["label"] == TOPICS[int(probabilities.argmax())]
@@ -154,12 +161,13 @@ def test_csv_and_jsonl_files_and_overwrite(lora_run, tmp_path):
     assert predict_command.ENTRY == "hftl.inference.predict:run_command"
 
 
-def test_stdin_lines_to_stdout(lora_run, monkeypatch, capsys):
+def test_stdin_lines_to_stdout(built, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(TEXTS) + "\n"))
-    _command(str(lora_run), "-", "--format", "jsonl")
+    _command(str(built["single"]), "-", "--format", "jsonl")
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["id"] for line in lines] == [0, 1, 2]
-    assert [line["label"] for line in lines] == [row["label"] for row in predict(lora_run, TEXTS)]
+    expected = torch.softmax(_logits(built["single"], TEXTS).double(), -1).max(-1).values.tolist()
+    assert [line["score"] for line in lines] == pytest.approx(expected, abs=1e-6)
 
 
 def test_unreadable_rows_are_reported_and_kept_in_place(lora_run, tmp_path, capsys):
@@ -233,7 +241,9 @@ def test_a_folder_of_images_with_a_broken_file(built, tmp_path):
     (folder / "sub").mkdir(parents=True)
     Image.new("RGB", (40, 30), (10, 10, 10)).save(folder / "b.png")
     Image.new("L", (20, 20), 250).save(folder / "sub" / "c.jpg")
-    (folder / "a.png").write_bytes(b"not a png")
+    whole = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(whole, format="PNG")
+    (folder / "a.png").write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])  # opens, fails to load
     rows = predict(built["vit"], str(folder))
     assert [row["id"] for row in rows] == ["a.png", "b.png", "sub/c.jpg"]
     assert rows[0]["error"] == "unreadable image file" and rows[0]["label"] == ""
