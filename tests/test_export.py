@@ -75,7 +75,9 @@ def test_text_onnx_gives_pytorchs_logits_at_any_batch_and_length(text_run, text_
     # the folder serves on its own: tokenizer and label names come from it, not from the run
     tokenizer = AutoTokenizer.from_pretrained(folder)
     assert AutoConfig.from_pretrained(folder).id2label == {0: "politics", 1: "sport", 2: "tech"}
-    model = load_saved_model(text_run.output_dir).model
+    saved = load_saved_model(text_run.output_dir)
+    model = saved.model
+    assert tokenizer.model_max_length == saved.max_length  # truncation=True truncates as the run did
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     for texts in (TEXTS[:1], TEXTS):  # batch 1 and 3, lengths differ from the traced 2 x 8
         encoded = tokenizer(texts, padding=True, return_tensors="np")

@@ -8,6 +8,7 @@ multi-label threshold) and the tokenizer or image-processor files, with ``export
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -164,7 +165,12 @@ def export_model(
     variants = {"ONNX fp32": _FILES["ONNX fp32"]}
     if quantize:
         variants["ONNX int8"] = _FILES["ONNX int8"]
-    staged = folder.stage_processor(saved.processor, saved.model.config)
+    processor = saved.processor
+    if saved.task.modality == "text" and saved.max_length:
+        # the folder's tokenizer truncates (truncation=True) where the run's inputs did
+        processor = copy.deepcopy(processor)
+        processor.model_max_length = saved.max_length
+    staged = folder.stage_processor(processor, saved.model.config)
     names = [*variants.values(), *staged, *CHECK_FILES]
     try:
         folder.check_names(names)
@@ -223,7 +229,8 @@ def export_model(
     for row in refused:
         folder.remove(_FILES[row.name])
         files.pop(row.name)
-    folder.record(source=str(saved.path), task=saved.task.name, opset=OPSET, passed=not refused)
+    folder.record(source=str(saved.path), task=saved.task.name, opset=OPSET, max_length=saved.max_length,
+                  passed=not refused)  # fmt: skip
     if refused:
         log(f"export check:\n{table}")
         worst = refused[0]

@@ -89,6 +89,13 @@ def _feed(session, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return {item.name: batch[item.name].numpy() for item in session.get_inputs()}
 
 
+def _ort_runner(session) -> Callable[[dict], np.ndarray]:
+    def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
+        return session.run(["logits"], _feed(session, batch))[0]
+
+    return run
+
+
 def _predict(logits: np.ndarray, threshold: float | None) -> np.ndarray:
     if threshold is None:
         return logits.argmax(-1)
@@ -140,15 +147,12 @@ def compare(
             def run_torch(batch):
                 return model(**batch).logits.float().numpy()
 
-            runners = {"PyTorch fp32": run_torch}
-            for name, path in files.items():
-                session = ort_session(path, threads)
-                runners[name] = lambda batch, session=session: session.run(["logits"], _feed(session, batch))[
-                    0
-                ]
             results = []
             reference = None
-            for name, run in runners.items():
+            for name in ("PyTorch fp32", *files):
+                # one session at a time: an idle session's threads would spin beside the next one's timing
+                session = None if name not in files else ort_session(files[name], threads)
+                run = run_torch if session is None else _ort_runner(session)
                 logits = np.concatenate([run(batch) for batch in batches])
                 reference = logits if reference is None else reference
                 predictions = _predict(logits, settings.threshold)
@@ -157,7 +161,7 @@ def compare(
                 results.append(
                     VariantResult(
                         name=name,
-                        file=None if name not in files else Path(files[name]).name,
+                        file=None if session is None else Path(files[name]).name,
                         accuracy=accuracy,
                         agreement=float(_same(predictions, expected).mean()),
                         max_abs_logit_diff=float(np.abs(logits - reference).max()),
@@ -165,6 +169,7 @@ def compare(
                         latency_ms_batch32=_median_ms(run, latency_inputs[1], settings),
                     )
                 )
+                del run, session
     finally:
         torch.set_num_threads(previous)
     for row in results:
