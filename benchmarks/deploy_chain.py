@@ -2,10 +2,10 @@
 News, the demo's defaults), distil a 3-layer student from it (distillation's defaults), export both to
 ONNX fp32 and dynamic int8, and check every variant on the same test split, with the same threads.
 
-    # the full measurement (about 10 minutes on 2 CPU cores; run it on a quiet machine)
+    # the full measurement (the demo's training, a distillation, two exports; run it on a quiet machine)
     python benchmarks/deploy_chain.py --output_dir outputs/deploy_chain
 
-    # a smoke run at tiny size (a minute or two)
+    # a smoke run at tiny size (4 minutes of CPU)
     python benchmarks/deploy_chain.py --output_dir /tmp/chain --max_train_samples 64 --max_steps 4 \\
         --max_check_samples 32 --latency_runs 3
 
