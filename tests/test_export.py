@@ -23,7 +23,7 @@ from transformers import (
     ViTModel,
 )
 
-from hftl import ConfigError, ModelNotFoundError, finetune
+from hftl import ConfigError, DataError, ModelNotFoundError, finetune
 from hftl.commands import main
 from hftl.export import ExportError, export_model
 from hftl.export import api as export_api
@@ -188,6 +188,7 @@ def _token_model(folder):
             r"supports text-classification and image-classification models; .* is a "
             r"token-classification model",
         ),  # fmt: skip
+        ("data", DataError, r"nothing\.csv"),
         ("foreign_file", ConfigError, r"config\.json exists and was not written by hftl export"),
     ],
 )
@@ -208,6 +209,8 @@ def test_bad_inputs_are_one_line(text_run, tmp_path, monkeypatch, case, error, m
         monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     elif case == "token":
         model = _token_model(tmp_path / "ner")
+    elif case == "data":
+        options = {"data": str(tmp_path / "nothing.csv")}
     elif case == "foreign_file":
         out.mkdir()
         (out / "config.json").write_text("mine")

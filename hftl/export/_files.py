@@ -26,6 +26,7 @@ class ExportFolder:
             raise ConfigError(
                 f"--output_dir {self.folder} is a link or a file; name a folder hftl may write the export into."
             )
+        self.existed = self.folder.exists()
         self.earlier = self._listed()
         self.files = sorted(self.earlier)  # still hftl's until this export replaces or removes them
         self.details: dict = {}
@@ -54,9 +55,9 @@ class ExportFolder:
         return sorted(path.name for path in staging.iterdir() if path.is_file())
 
     def discard_staged(self) -> None:
-        """Remove the staging folder (and the export folder, when that leaves it empty)."""
+        """Remove the staging folder (and the export folder, when this export made it and it is empty)."""
         shutil.rmtree(self.folder / _STAGING, ignore_errors=True)
-        if self.folder.is_dir() and not any(self.folder.iterdir()):
+        if not self.existed and self.folder.is_dir() and not any(self.folder.iterdir()):
             self.folder.rmdir()
 
     def check_names(self, names: list[str]) -> None:

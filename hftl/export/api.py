@@ -174,22 +174,21 @@ def export_model(
     names = [*variants.values(), *staged, *CHECK_FILES]
     try:
         folder.check_names(names)
-    except ConfigError:
-        folder.discard_staged()
+        batches, labels, latency = check_inputs(saved, data, split, max_check_samples)
+        # --- export ------------------------------------------------------------------------------
+        folder.remove_stale(names)
+        inputs = example_inputs(saved.model, saved.processor, saved.task.modality)
+        axes = "batch and sequence" if saved.task.modality == "text" else "batch"
+        log(f"exporting {type(saved.model).__name__} to ONNX (opset {OPSET}, dynamic {axes} axes)")
+        fp32 = folder.added(variants["ONNX fp32"])
+        export_onnx(saved.model, inputs, fp32)
+        files = {"ONNX fp32": fp32}
+        if quantize:
+            files["ONNX int8"] = folder.added(variants["ONNX int8"])
+            quantize_int8(fp32, files["ONNX int8"])
+    except BaseException:
+        folder.discard_staged()  # a refusal or a failed export leaves no staged files behind
         raise
-    batches, labels, latency = check_inputs(saved, data, split, max_check_samples)
-
-    # --- export ----------------------------------------------------------------------------------
-    folder.remove_stale(names)
-    inputs = example_inputs(saved.model, saved.processor, saved.task.modality)
-    log(f"exporting {type(saved.model).__name__} to ONNX (opset {OPSET}, dynamic batch"
-        f"{' and sequence' if saved.task.modality == 'text' else ''} axes)")  # fmt: skip
-    fp32 = folder.added(variants["ONNX fp32"])
-    export_onnx(saved.model, inputs, fp32)
-    files = {"ONNX fp32": fp32}
-    if quantize:
-        files["ONNX int8"] = folder.added(variants["ONNX int8"])
-        quantize_int8(fp32, files["ONNX int8"])
     folder.take_staged()
 
     # --- check -----------------------------------------------------------------------------------
