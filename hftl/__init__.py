@@ -4,6 +4,8 @@ Example:
     >>> from hftl import finetune
     >>> result = finetune(dataset="bbc-news", output_dir="outputs/minilm-bbc")
     >>> result.metrics["test_accuracy"]
+    >>> from hftl import predict
+    >>> predict("outputs/minilm-bbc", "new_articles.csv", output="predictions.csv")
 
 The public names load on first use (PEP 562), so the ``hftl`` command answers ``--help`` without
 importing torch; ``from hftl import finetune`` works as usual.
@@ -20,6 +22,10 @@ __version__ = "0.1.0"
 _API = "hftl.api"
 _EXPORTS = {
     "run_cli": "hftl.cli",
+    "evaluate": "hftl.inference",
+    "predict": "hftl.inference",
+    "load_saved_model": "hftl.inference",
+    "export_model": "hftl.export",
     "CheckpointError": "hftl.errors",
     "ConfigError": "hftl.errors",
     "DataError": "hftl.errors",
@@ -51,8 +57,12 @@ __all__ = [
     "ModelNotFoundError",
     "TrainingStopped",
     "distill",
+    "evaluate",
+    "export_model",
     "finetune",
+    "load_saved_model",
     "make_parser",
+    "predict",
     "push",
     "run_cli",
 ]
@@ -83,6 +93,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         ModelNotFoundError,
         TrainingStopped,
     )
+    from .export import export_model
     from .hub import push
+    from .inference import evaluate, load_saved_model, predict
     from .options.config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
     from .options.parser import HftlArgumentParser, make_parser
