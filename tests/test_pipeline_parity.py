@@ -236,7 +236,9 @@ def test_image_pipeline_reproduces_the_test_accuracy(name, request):
     run = request.getfixturevalue(name)
     folder = Path(run.result.output_dir).parent
     with (folder / "test.csv").open() as handle:
-        paths = [str(folder / row["image"]) for row in csv.DictReader(handle)]
+        rows = list(csv.DictReader(handle))
+    assert [run.result.labels.names.index(row["label"]) for row in rows] == list(run.references)  # same order
+    paths = [str(folder / row["image"]) for row in rows]
     classify = pipeline("image-classification", model=run.output_dir, device="cpu")
     answers = [top[0]["label"] for top in classify(paths, top_k=1)]
     assert_parity(run, answers)
