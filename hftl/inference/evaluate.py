@@ -155,7 +155,11 @@ def evaluate(
         )
         trainer.class_loss = class_loss
         output = trainer.predict(inputs, metric_key_prefix=split)
-    metrics = {**output.metrics, f"{split}_samples": len(rows)}
+    # Trainer's first-call model_preparation_time is no score, and a run's all_results.json lacks it
+    metrics = {
+        key: value for key, value in output.metrics.items() if not key.endswith("_model_preparation_time")
+    }
+    metrics[f"{split}_samples"] = len(rows)
     if labels.multi_label:
         metrics["threshold"] = threshold
     predictions = saved.task.test_predictions(output, metrics, labels)

@@ -96,11 +96,8 @@ class SavedModel:
         (the same truncation, long-text windows and image transforms). ``rows`` keeps a ``labels`` column
         encoded in this model's label space when it has one (token classification needs it)."""
         columns = input_columns or self.input_columns(rows)
-        data_args = self.data_args
-        if data_args.dataset is None or self.task.modality == "image":
-            data_args = replace(data_args, dataset=data_args.dataset or "")
         prepared = self.task.preprocess(
-            DatasetDict({"test": rows}), self.processor, columns, self.max_length, data_args
+            DatasetDict({"test": rows}), self.processor, columns, self.max_length, self.data_args
         )
         return prepared["test"]
 
