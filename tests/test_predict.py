@@ -37,6 +37,8 @@ from .conftest import TINY_TRAINING, make_rows, write_csv
 
 TEXTS = ["the team won the cup final", "a new phone chip for data networks", "the minister lost the vote"]
 TOPICS = ["politics", "sport", "tech"]
+# predict runs on a GPU when there is one, where matmuls may run in TF32; the references run on the CPU
+TOL = 1e-4 if torch.cuda.is_available() else 1e-6
 
 
 def _bert_config(**labels) -> BertConfig:
@@ -125,8 +127,8 @@ def test_predictions_are_the_models_own_outputs_in_input_order(lora_run, built, 
     assert [row["id"] for row in rows] == ids
     for row, probabilities in zip(rows, expected, strict=True):
         assert row["label"] == TOPICS[int(probabilities.argmax())]
-        assert row["score"] == pytest.approx(probabilities.max(), abs=1e-6)
-        assert [row["scores"][name] for name in TOPICS] == pytest.approx(list(probabilities), abs=1e-6)
+        assert row["score"] == pytest.approx(probabilities.max(), abs=TOL)
+        assert [row["scores"][name] for name in TOPICS] == pytest.approx(list(probabilities), abs=TOL)
 
 
 def test_an_adapter_only_folder_predicts_as_the_merged_model(lora_run):
@@ -135,7 +137,7 @@ def test_an_adapter_only_folder_predicts_as_the_merged_model(lora_run):
     assert load_saved_model(lora_run / "adapter").task.name == "text-classification"
     for one, other in zip(merged, adapter, strict=True):
         assert one["label"] == other["label"]
-        assert one["scores"] == pytest.approx(other["scores"], abs=1e-5)
+        assert one["scores"] == pytest.approx(other["scores"], abs=10 * TOL)
 
 
 def _command(*argv: str):
@@ -167,7 +169,7 @@ def test_stdin_lines_to_stdout(built, monkeypatch, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["id"] for line in lines] == [0, 1, 2]
     expected = torch.softmax(_logits(built["single"], TEXTS).double(), -1).max(-1).values.tolist()
-    assert [line["score"] for line in lines] == pytest.approx(expected, abs=1e-6)
+    assert [line["score"] for line in lines] == pytest.approx(expected, abs=TOL)
 
 
 def test_unreadable_rows_are_reported_and_kept_in_place(lora_run, tmp_path, capsys):
@@ -200,7 +202,7 @@ def test_multi_label_applies_the_saved_threshold_or_the_given_one(built):
 def test_regression_writes_the_heads_values(built):
     rows = predict(built["regression"], TEXTS)
     assert [row["rating"] for row in rows] == pytest.approx(
-        _logits(built["regression"], TEXTS)[:, 0].tolist(), abs=1e-5
+        _logits(built["regression"], TEXTS)[:, 0].tolist(), abs=10 * TOL
     )
 
 
@@ -233,7 +235,7 @@ def test_chunked_long_text_pools_the_windows(built):
     assert len(windows["input_ids"]) > 1
     with torch.no_grad():
         pooled = torch.softmax(model(**windows).logits.double().mean(0), -1)
-    assert [row["scores"][name] for name in TOPICS] == pytest.approx(pooled.tolist(), abs=1e-5)
+    assert [row["scores"][name] for name in TOPICS] == pytest.approx(pooled.tolist(), abs=10 * TOL)
 
 
 def test_a_folder_of_images_with_a_broken_file(built, tmp_path):
@@ -250,7 +252,7 @@ def test_a_folder_of_images_with_a_broken_file(built, tmp_path):
     assert {rows[1]["label"], rows[2]["label"]} <= {"dark", "light"}
     listed = write_csv(tmp_path / "list.csv", [{"image": "images/b.png"}, {"image": "images/sub/c.jpg"}])
     again = predict(built["vit"], str(listed))  # paths in a data file, read against its folder
-    assert [row["score"] for row in again] == pytest.approx([rows[1]["score"], rows[2]["score"]], abs=1e-6)
+    assert [row["score"] for row in again] == pytest.approx([rows[1]["score"], rows[2]["score"]], abs=TOL)
 
 
 def test_bad_inputs_are_one_line_and_write_nothing(lora_run, built, tmp_path):
