@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+from typing import Any, TextIO
 
 from datasets import ClassLabel, Dataset, List
 
@@ -127,7 +128,7 @@ def _report_skipped(problems: dict[int, str], ids: list) -> None:
 
 def predict(
     model: str | Path | SavedModel,
-    inputs,
+    inputs: Any,
     *,
     output: str | Path | None = None,
     all_scores: bool = False,
@@ -138,7 +139,7 @@ def predict(
     format: str | None = None,  # noqa: A002 - the CLI flag's name
     overwrite: bool = False,
     trust_remote_code: bool = False,
-    stdin=None,
+    stdin: TextIO | None = None,
 ) -> list[dict]:
     """Predict every row of ``inputs`` with a saved model, in input order.
 
@@ -164,8 +165,8 @@ def predict(
         ``all_scores``, and ``error`` for a row that couldn't be read (skipped, label empty).
 
     Example:
-        >>> rows = predict("outputs/minilm-bbc", ["Shares fell sharply on Wall Street"])
-        >>> rows[0]["label"], round(rows[0]["score"], 3)
+        >>> (row,) = predict("outputs/minilm-bbc", ["Shares fell sharply on Wall Street"])
+        >>> row["label"], round(row["score"], 3)
         ('business', 0.981)
     """
     fmt = _output_format(None if output is None else str(output), format)
