@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from ._log import is_main_process
 from .api import finetune
+from .commands.train import cached_help_file, help_key
 from .errors import HftlError
 from .hub import push
 from .options.parser import HftlArgumentParser, make_parser
@@ -44,10 +45,22 @@ def train_parser(task: str | None = None) -> HftlArgumentParser:
     return parser
 
 
-def train_help() -> None:
-    """Print ``hftl train --help`` from the live parser (the slow path: imports torch and transformers)."""
+def train_help(cache: bool = True) -> None:
+    """Print ``hftl train --help`` from the live parser (the slow path: imports torch and transformers),
+    and keep it in the user's cache for the next ``--help`` (``cache``; a cache that can't be written is
+    skipped)."""
     os.environ["COLUMNS"] = HELP_COLUMNS
-    sys.stdout.write(train_parser().format_help())
+    text = train_parser().format_help()
+    sys.stdout.write(text)
+    if cache:
+        file = cached_help_file()
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            partial = file.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(f"{help_key()}\n{text}")
+            partial.replace(file)  # whole or not at all, even with two --help at once
+        except OSError:
+            pass
 
 
 def train_command(args: Sequence[str], task: str | None = None) -> None:

@@ -70,7 +70,7 @@ def test_saved_train_help_is_the_live_parsers_help():
     an option, regenerate it: ``python -c "from tests.test_cli import write_train_help; write_train_help()"``."""
     live = io.StringIO()
     with contextlib.redirect_stdout(live):
-        train_help()
+        train_help(cache=False)
     key, _, saved = HELP_FILE.read_text().partition("\n")
     assert key == help_key(), "hftl/commands/_train_help.txt was generated for other versions: regenerate it"
     assert saved == live.getvalue(), "hftl/commands/_train_help.txt is stale: regenerate it"
@@ -79,21 +79,30 @@ def test_saved_train_help_is_the_live_parsers_help():
 def write_train_help() -> None:
     live = io.StringIO()
     with contextlib.redirect_stdout(live):
-        train_help()
+        train_help(cache=False)
     HELP_FILE.write_text(f"{help_key()}\n{live.getvalue()}")
 
 
-def test_a_stale_saved_help_is_not_printed(tmp_path, monkeypatch):
-    """Saved for another transformers: the command builds the help live instead of printing it."""
+def test_a_stale_saved_help_is_built_live_once_then_cached(tmp_path, monkeypatch):
+    """Saved for another transformers: the command builds the help live instead of printing it, keeps
+    it in the user's cache, and the next --help reads the cache (no torch import)."""
     import hftl.commands.train as train_command
 
     stale = tmp_path / "_train_help.txt"
     stale.write_text("# hftl 0.0 transformers 0.0\nSTALE HELP\n")
     monkeypatch.setattr(train_command, "HELP_FILE", stale)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert train_command.main(["--help"]) == 0
     assert "STALE" not in printed.getvalue() and "--learning_rate" in printed.getvalue()
+    (cached,) = (tmp_path / "cache" / "hftl").iterdir()
+    assert cached.read_text() == f"{help_key()}\n{printed.getvalue()}"
+    cached.write_text(f"{help_key()}\nCACHED HELP\n")  # the next --help prints the cache as it is
+    again = io.StringIO()
+    with contextlib.redirect_stdout(again):
+        assert train_command.main(["--help"]) == 0
+    assert again.getvalue() == "CACHED HELP\n"
 
 
 def test_the_kind_sets_the_task_and_an_explicit_task_wins():

@@ -4,17 +4,21 @@ The kind sets ``--task`` (an explicit ``--task`` still wins); with no option at 
 demo of that kind, as ``recipes/<kind>_cls.py`` does. ``--help`` prints ``_train_help.txt``, the live
 parser's help saved for the transformers version named on its first line (tests/test_cli.py checks it
 against the live parser), because building the live parser imports torch and transformers (about 6 s).
+With another transformers the help is built live once and kept in the user's cache
+(``$XDG_CACHE_HOME/hftl``, default ``~/.cache/hftl``), keyed by both versions.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from . import run_entry
 
-__all__ = ["HELP", "KINDS", "HELP_FILE", "help_key", "main"]
+__all__ = ["HELP", "KINDS", "HELP_FILE", "cached_help_file", "help_key", "main"]
 
 HELP = "fine-tune a pretrained model (kinds: text, image, token, regression; the recipes' options, --config)"
 KINDS = {
@@ -37,12 +41,22 @@ def help_key() -> str:
     return f"# hftl {version('hftl')} transformers {transformers}"
 
 
+def cached_help_file() -> Path:
+    """Where a help built live for these versions is kept for the next ``--help``."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hftl"
+    return cache / f"train_help-{hashlib.sha256(help_key().encode()).hexdigest()[:16]}.txt"
+
+
 def _saved_help() -> str | None:
-    try:
-        key, _, text = HELP_FILE.read_text().partition("\n")
-    except OSError:
-        return None
-    return text if key == help_key() else None
+    """The saved help for the installed versions: shipped with hftl, else cached by an earlier --help."""
+    for file in (HELP_FILE, cached_help_file()):
+        try:
+            key, _, text = file.read_text().partition("\n")
+        except OSError:
+            continue
+        if key == help_key():
+            return text
+    return None
 
 
 def main(args: list[str]) -> int:
@@ -53,5 +67,5 @@ def main(args: list[str]) -> int:
         if saved is not None:
             sys.stdout.write(saved)
             return 0
-        return run_entry(HELP_ENTRY)  # another transformers than the saved help's: build it live
+        return run_entry(HELP_ENTRY)  # another transformers than the saved help's: built live, then cached
     return run_entry(ENTRY, rest, task)
