@@ -176,7 +176,7 @@ def _targets(checks: dict) -> dict:
     ]
     if cost is not None:
         lines.append(
-            f"accuracy cost of the int8 student vs the fp32 PyTorch teacher: {cost:.2f} points "
+            f"accuracy of the int8 student vs the fp32 PyTorch teacher: {-cost:+.2f} points "
             f"({teacher['PyTorch fp32']['accuracy']:.4f} -> {student['ONNX int8']['accuracy']:.4f})"
         )
     return {"agreement_fp32": agreement, "int8_loss_points": losses, "speedup_int8_student_batch1": speedup,
