@@ -22,6 +22,7 @@ from huggingface_hub import HfApi, get_token
 
 from .._log import log
 from ..app.space import space_requirements, write_space_app
+from ..commands import main as run_command
 from ..errors import ConfigError, HftlError, first_line
 from ..resolve import hub_status
 from ..run.run_files import CONFIG_FILE, DRY_RUN_DIR, OUTPUTS_FILE, plain_path, read_outputs
@@ -267,36 +268,9 @@ def push_run(output_dir: str | Path, training_args) -> Path | str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hftl.hub.publish OUTPUT_DIR USER/NAME [--private] [--dry_run] [--space_app]``."""
-    import argparse  # the library's parser is for training options; this command has four
-
-    parser = argparse.ArgumentParser(
-        prog="python -m hftl.hub.publish", description=push.__doc__.splitlines()[0]
-    )
-    parser.add_argument("output_dir", help="an hftl output directory")
-    parser.add_argument("repo_id", help="USER/NAME of the model repo to create or update")
-    parser.add_argument("--private", action="store_true", help="create the repo as private")
-    parser.add_argument(
-        "--dry_run", action="store_true", help="write the upload folder locally; push nothing"
-    )
-    parser.add_argument(
-        "--space_app", action="store_true", help="also upload a Space-ready app.py (the model's demo page)"
-    )
-    args = parser.parse_args(argv)
-    try:
-        print(
-            push(
-                args.output_dir,
-                args.repo_id,
-                private=args.private,
-                dry_run=args.dry_run,
-                space_app=args.space_app,
-            )
-        )
-    except HftlError as error:
-        print(f"hftl: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    """``python -m hftl.hub.publish OUTPUT_DIR USER/NAME [--private] [--dry_run] [--space_app]``: the same
+    command as ``hftl push`` (kept for scripts that call it by this name)."""
+    return run_command(["push", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
