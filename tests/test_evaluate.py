@@ -19,20 +19,27 @@ from hftl.inference.evaluate import EVALUATION_FILE, run_command
 
 from .conftest import TINY_TRAINING, make_rows, write_csv
 from .test_multi_label import multi_label_rows, write_jsonl
+from .test_regression import _rows as regression_rows
 
 SKIPPED_KEYS = ("_runtime", "_per_second", "_preparation_time")
 
 
 @pytest.fixture(scope="module")
 def runs(tiny_bert_dir, tmp_path_factory) -> dict[str, Path]:
-    """A single-label and a multi-label tiny run (2 steps each), trained once for the module."""
+    """A single-label, a multi-label and a regression tiny run (2-4 steps each), trained once for the
+    module."""
     folder = tmp_path_factory.mktemp("evaluate-runs")
     single = write_csv(folder / "topics.csv", make_rows(60))
     multi = write_jsonl(folder / "multi.jsonl", multi_label_rows(60))
+    scores = write_csv(folder / "scores.csv", regression_rows(60))
     out = {}
-    for name, data, steps, rate in (("single", single, 2, 1e-2), ("multi", multi, 4, 0.1)):
+    for name, data, steps, rate in (
+        ("single", single, 2, 1e-2), ("multi", multi, 4, 0.1), ("regression", scores, 2, 1e-3)
+    ):  # fmt: skip
         # the multi-label run learns enough in 4 steps at 0.1 to tune a threshold other than 0.5 (0.3)
         options = {**TINY_TRAINING, "max_steps": steps}
+        if name == "regression":  # targets far from 0 with a spread: the loss is in standardised units
+            options.update(task="text-regression", label_column="score")
         result = finetune(
             model=tiny_bert_dir,
             dataset=str(data),
@@ -63,7 +70,7 @@ def _assert_reproduces(metrics: dict, run_dir: Path) -> None:
             assert metrics[key] == saved[key], key  # accuracy, F1, mAP: identical
 
 
-@pytest.mark.parametrize("kind", ["single", "multi"])
+@pytest.mark.parametrize("kind", ["single", "multi", "regression"])
 def test_evaluate_reproduces_the_runs_test_metrics(runs, tmp_path, kind):
     before = _files(runs[kind])
     result = evaluate(runs[kind], output_dir=tmp_path / "eval")
@@ -72,6 +79,9 @@ def test_evaluate_reproduces_the_runs_test_metrics(runs, tmp_path, kind):
     if kind == "multi":  # the tuned threshold applied, as the run's test scores had it
         assert result.metrics["threshold"] == saved["threshold"] != 0.5
         assert "test_micro_f1" in result.metrics and "test_mAP" in result.metrics
+    elif kind == "regression":
+        assert "test_pearson" in result.metrics and "test_rmse" in result.metrics
+        return  # its plot is the predicted-vs-true scatter, not a confusion matrix
     else:
         assert "test_accuracy" in result.metrics
     written = sorted(p.name for p in (tmp_path / "eval").iterdir())

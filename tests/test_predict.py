@@ -222,6 +222,8 @@ def test_token_classification_tags_each_word(built):
     assert row["words"] == sentence.split()
     assert row["tags"] == [names[int(logits[p].argmax())] for p in first]
     assert len(row["scores"]) == len(row["words"])
+    labels = load_saved_model(built["token"]).labels  # read back from config.json's tags
+    assert (labels.scheme, labels.mode) == ("IOB2", "default")
 
 
 def test_chunked_long_text_pools_the_windows(built):

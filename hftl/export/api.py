@@ -21,6 +21,7 @@ import torch
 from .._log import log
 from ..errors import ConfigError
 from ..inference.saved import SavedModel, load_saved_model
+from ..tasks import get_task, task_names
 from ._errors import ExportError
 from ._files import ExportFolder
 from .check import CheckSettings, VariantResult, compare, machine, markdown_table
@@ -30,7 +31,6 @@ __all__ = ["FORMATS", "QUANTIZATIONS", "ExportResult", "export_model", "export_c
 
 FORMATS = ("onnx",)
 QUANTIZATIONS = ("dynamic-int8",)
-SUPPORTED_TASKS = ("text-classification", "image-classification")
 CHECK_FILES = ("export_check.md", "export_check.json")
 _FILES = {"ONNX fp32": "model.onnx", "ONNX int8": "model_int8.onnx"}
 _BATCH = 32
@@ -157,9 +157,10 @@ def export_model(
             "id with --output_dir."
         )
     saved = load_saved_model(model, trust_remote_code=trust_remote_code)
-    if saved.task.name not in SUPPORTED_TASKS:
+    if not saved.task.exports_to_onnx:
+        supported = [name for name in task_names() if get_task(name).exports_to_onnx]
         raise ExportError(
-            f"hftl export supports {' and '.join(SUPPORTED_TASKS)} models; {model} is a {saved.task.name} model."
+            f"hftl export supports {' and '.join(supported)} models; {model} is a {saved.task.name} model."
         )
     folder = ExportFolder(output_dir if output_dir is not None else saved.path / "onnx")
     variants = {"ONNX fp32": _FILES["ONNX fp32"]}

@@ -10,14 +10,11 @@ from pathlib import Path
 import yaml
 from transformers import PretrainedConfig
 
-from ..data.labels import LabelSpace
 from ..errors import ModelNotFoundError
 from ..options.config import DataArguments
 from ..run.run_files import CONFIG_FILE, RESULTS_FILE
-from ..tasks import RegressionTask, Task, get_task, task_names
+from ..tasks import Task, get_task, task_names
 from ..tasks._long_text import CONFIG_KEY as LONG_TEXT_KEY
-from ..tasks._regression_metrics import Targets
-from ..tasks.token_classification import TagSpace, TokenClassification
 
 __all__ = [
     "ADAPTER_DIR",
@@ -33,7 +30,6 @@ __all__ = [
 ADAPTER_DIR = "adapter"
 _WEIGHT_FILES = ("*.safetensors", "*.bin")
 _LABEL_NAMES = "label_names.json"  # written beside an adapter by hftl (the base config lacks the classes)
-REGRESSION_KEY = "regression_targets"
 
 
 def has_weights(folder: Path) -> bool:
@@ -127,21 +123,9 @@ def _names(config: PretrainedConfig) -> list[str]:
 def label_space(
     task: Task, config: PretrainedConfig, run_config: dict | None, names: list[str] | None = None
 ):
-    """The model's label space from its config (``names`` overrides the config's class names, for an
-    adapter whose base config doesn't know them): classes (single- or multi-label), regression targets
-    with their standardisation, or tags with their scheme and scoring mode."""
-    names = names or _names(config)
-    if isinstance(task, RegressionTask):
-        stored = getattr(config, REGRESSION_KEY, None) or {}
-        count = len(names)
-        mean = tuple(stored.get("mean") or (0.0,) * count)
-        std = tuple(stored.get("std") or (1.0,) * count)
-        return Targets(names, mean=mean, std=std)
-    if isinstance(task, TokenClassification):
-        scheme = "BIOES" if any(name[:2] in ("E-", "S-", "L-", "U-") for name in names) else "IOB2"
-        return TagSpace(names, scheme=scheme, mode=(run_config or {}).get("ner_eval_mode") or "default")
-    multi = getattr(config, "problem_type", None) == "multi_label_classification"
-    return LabelSpace(names, multi_label=multi)
+    """The model's label space from its config, as its task reads it (``names`` overrides the config's
+    class names, for an adapter whose base config doesn't know them)."""
+    return task.labels_from_config(config, names or _names(config), run_config)
 
 
 def data_arguments(run_config: dict | None, config: PretrainedConfig) -> DataArguments:

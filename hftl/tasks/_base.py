@@ -69,6 +69,8 @@ class Task:
     card_kind: ClassVar[str | None] = None
     # example inputs for the Hub's inference widget (the card's ``widget:`` metadata); empty: the Hub's defaults
     card_widget_texts: ClassVar[tuple[str, ...]] = ()
+    # hftl export writes an ONNX classifier (logits per example) for this task's models
+    exports_to_onnx: ClassVar[bool] = False
 
     # --- labels: what the label column means ----------------------------------------------------
     def combine_label_columns(self, raw: dict[str, Dataset], data_args: DataArguments) -> dict[str, Dataset]:
@@ -111,6 +113,13 @@ class Task:
     def label_config(self, labels: LabelSpace) -> dict:
         """The model config's entries for ``labels`` (sizes the head)."""
         return {"num_labels": len(labels), "id2label": labels.id2label, "label2id": labels.label2id}
+
+    def labels_from_config(
+        self, config: PretrainedConfig, names: list[str], run_config: dict | None
+    ) -> LabelSpace:
+        """A saved model's label space (the inverse of :meth:`label_config`): ``names`` in id order, the
+        run's options (``hftl_config.yaml``) or None for a folder without them."""
+        return LabelSpace(names)
 
     # --- training and evaluation -----------------------------------------------------------------
     def plan_loss(self, training_args, train: Dataset, labels: LabelSpace):

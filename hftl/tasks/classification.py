@@ -61,6 +61,7 @@ class ClassificationTask(Task):
     card_metric_order = ("accuracy", "micro_f1", "macro_f1", "mAP", "subset_accuracy", "loss")
     card_index_metrics = ("accuracy", "macro_f1", "micro_f1", "mAP")
     report_title = "per-class report on the test split"
+    exports_to_onnx = True
 
     # --- labels -----------------------------------------------------------------------------------
     def build_labels(self, train: Dataset, column: str, data_args: DataArguments) -> LabelSpace:
@@ -94,6 +95,11 @@ class ClassificationTask(Task):
     def label_config(self, labels: LabelSpace) -> dict:
         problem = "multi_label_classification" if labels.multi_label else "single_label_classification"
         return {**super().label_config(labels), "problem_type": problem}
+
+    def labels_from_config(self, config, names: list[str], run_config: dict | None) -> LabelSpace:
+        return LabelSpace(
+            names, multi_label=getattr(config, "problem_type", None) == "multi_label_classification"
+        )
 
     # --- training and evaluation ------------------------------------------------------------------
     def plan_loss(self, training_args, train: Dataset, labels: LabelSpace) -> ClassLoss | None:

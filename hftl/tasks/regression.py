@@ -132,6 +132,15 @@ class RegressionTask(Task):
     def label_config(self, labels: Targets) -> dict:
         return {**super().label_config(labels), "problem_type": "regression"}
 
+    def labels_from_config(self, config, names: list[str], run_config: dict | None) -> Targets:
+        stored = getattr(config, CONFIG_KEY, None) or {}  # no record: the head gives the targets' own units
+        count = len(names)
+        return Targets(
+            names,
+            mean=tuple(stored.get("mean") or (0.0,) * count),
+            std=tuple(stored.get("std") or (1.0,) * count),
+        )
+
     def load_config(self, path: str, labels: Targets, model_args, processor=None):
         config = super().load_config(path, labels, model_args, processor)
         # checkpoints written while training hold standardised outputs: their config says so

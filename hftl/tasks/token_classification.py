@@ -126,6 +126,10 @@ class TokenClassification(TokenInputs, Task):
             )
         return TagSpace(names, scheme=scheme, mode=data_args.ner_eval_mode)
 
+    def labels_from_config(self, config, names: list[str], run_config: dict | None) -> TagSpace:
+        mode = (run_config or {}).get("ner_eval_mode") or "default"
+        return TagSpace(names, scheme=detect_scheme([names]), mode=mode)
+
     def encode_labels(
         self, split: Dataset, split_name: str, column: str, labels: TagSpace, data_args: DataArguments
     ) -> Dataset:
