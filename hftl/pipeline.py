@@ -28,8 +28,10 @@ from .run.identity import record_run
 from .run.output_dir import clear_earlier_run
 from .run.run_files import record_outputs, snapshot_files, write_run_files
 from .run.trackers import add_trackers, log_test_metrics, without_tracker_logs
+from .tasks._embedding_pooling import add_pooling_layer, freeze_pooling_layers
 from .techniques.batchnorm import recalibrate_batchnorm, wants_recalibration
 from .techniques.early_stopping import add_early_stopping
+from .techniques.head_fit import final_linear, fit_head, wants_head_fit
 from .techniques.lr_finder import apply_lr_finder
 from .trainer import HftlTrainer
 
@@ -106,8 +108,14 @@ def run_finetuning(*arguments, callbacks: list[TrainerCallback] | None = None) -
     set_seed(training_args.seed)  # the new head's random init follows --seed (Trainer seeds later)
     load_kwargs = method.model_load_kwargs(plan.method_args)  # the method's dtype / quantization config
     model, head = task.build_model(plan.model.path, plan.config, data.labels, plan.model_args, load_kwargs)
+    if plan.pooling:
+        add_pooling_layer(
+            model, plan.pooling
+        )  # the checkpoint's sentence-embedding pooling, as a stock layer
+    _maybe_fit_head(plan, model, head, tokenized)
     task.on_model_built(model, plan.processor, plan.data_args, training_args)
     model = method.prepare(model, head, plan.method_args, plan.model.hub_id or plan.model.path, task=task)
+    freeze_pooling_layers(model)  # pooling, not a layer to train
     trainable, total = count_parameters(model)
     log(
         f"method {method.name}: {method.summary}; trainable parameters {trainable:,} of {total:,} ({trainable / total:.2%})"
@@ -252,3 +260,18 @@ def _final_eval_metrics(trainer: Trainer) -> dict[str, float]:
         ):
             return {key: value for key, value in entry.items() if key.startswith("eval_")}
     return trainer.evaluate()
+
+
+def _maybe_fit_head(plan: RunPlan, model, head: list[str], tokenized) -> None:
+    """``--fit_head`` (auto: small text classification sets): the new head starts as a logistic regression
+    on the pretrained features (hftl/techniques/head_fit.py)."""
+    task, labels = plan.task, plan.data.labels
+    single = (
+        task.pools_text and task.label_kind(labels) == "single-label" and plan.data_args.long_text != "chunk"
+    )
+    fit, why = wants_head_fit(plan.training_args.fit_head, len(tokenized["train"]), single, bool(head))
+    if why:
+        log(why)
+    linear = final_linear(model, head, len(labels.names)) if fit and plan.resume is None else None
+    if linear is not None:
+        fit_head(model, linear, tokenized["train"], task.collator(plan.processor, pad_to_multiple_of=None))

@@ -9,8 +9,11 @@ Trainer gets and what the saved config records.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any
+
+from transformers.trainer_utils import IntervalStrategy
 
 from ._log import log
 from .data import LabelSpace, PreparedData, prepare_data
@@ -24,6 +27,8 @@ from .run.checkpoints import resume_checkpoint
 from .run.identity import check_same_run, run_identity
 from .run.output_dir import check_free_space, prepare_output_dir
 from .tasks import Task, get_task
+from .tasks._embedding_pooling import checkpoint_max_length, plan_pooling
+from .techniques.budget import too_short, training_budget
 from .techniques.dropout import override_dropout
 from .techniques.early_stopping import check_best_metric
 from .techniques.param_groups import check_layer_options
@@ -68,6 +73,7 @@ class RunPlan:
         auto_settings: What was chosen for options left on auto, and why.
         push_to_hub: Whether the user asked for a push at the end.
         learning_rate_given: Whether the learning rate was set by the user (else ``--find_lr`` may replace it).
+        pooling: The sentence-embedding pooling folded into the model (``"mean"``, ``"cls"``) or None.
     """
 
     model_args: ModelArguments
@@ -88,6 +94,7 @@ class RunPlan:
     auto_settings: tuple[AutoSetting, ...]
     push_to_hub: bool
     learning_rate_given: bool
+    pooling: str | None = None
 
     @property
     def arguments(self) -> tuple:
@@ -143,18 +150,31 @@ def plan_run(
     processor, config = _load_processor_and_config(task, resolved.path, data.labels, model_args)
     override_dropout(config, training_args.dropout)  # the config the model is built from
     learning_rate_given = training_args.learning_rate is not None  # else --find_lr's suggestion is used
-    auto = _auto_settings(task, method, data, data_args, training_args, processor, config)
+    auto = _auto_settings(task, method, data, data_args, training_args, processor, config, resolved.path)
     for setting in auto:
         owner = training_args if setting.option in ("learning_rate", "num_train_epochs") else data_args
         setattr(owner, setting.option, setting.value)
     if shown := [str(setting) for setting in auto if setting.reason]:
         log("auto settings: " + ", ".join(shown))
+    _warn_if_too_short(task, method, data, training_args)
+    if (
+        data.validation_is_train
+        and training_args.eval_strategy == "epoch"
+        and not training_args.load_best_model_at_end
+    ):
+        # scoring the training rows each epoch tells nothing; they are scored once at the end
+        training_args.eval_strategy = IntervalStrategy.NO
+        log("eval_strategy no: the validation split is the training rows, scored once after training")
     max_length = data_args.max_length
     check_room_for_text(processor, max_length, data.input_columns)  # needs the tokenizer's special tokens
     check_long_text(data_args, task=task, method=method, processor=processor, config=config,
                     max_length=max_length, input_columns=data.input_columns)  # fmt: skip
     skeleton = task.model_skeleton(config, model_args)
     task.check_weights(resolved.path, skeleton, model_args)  # a backbone that doesn't fit its config
+    pooling, why = plan_pooling(task, method, model_args, method_args, resolved.path, skeleton)
+    model_args.pooling = pooling or "model"  # the saved config reruns with the same pooling
+    if why:
+        log(f"pooling: {why}")
     method.preflight(skeleton, method_args, processor=processor, data_args=data_args, task=task)
     check_layer_options(skeleton, training_args, method.name, methods_with("unfreezes"))  # --layer_decay, ...
     task.adjust_training_args(training_args)  # e.g. keep the raw image column for on-the-fly transforms
@@ -162,7 +182,7 @@ def plan_run(
         model_args=model_args, data_args=data_args, method_args=method_args, training_args=training_args,
         task=task, method=method, model=resolved, data=data, processor=processor, config=config,
         output_dir=output_dir, resume=resume, identity=identity, class_loss=class_loss, max_length=max_length,
-        auto_settings=auto, push_to_hub=push_to_hub, learning_rate_given=learning_rate_given,
+        auto_settings=auto, push_to_hub=push_to_hub, learning_rate_given=learning_rate_given, pooling=pooling,
     )  # fmt: skip
 
 
@@ -187,7 +207,7 @@ def _load_processor_and_config(task, path: str, labels: LabelSpace, model_args: 
 
 
 def _auto_settings(
-    task, method, data, data_args, training_args, processor, config
+    task, method, data, data_args, training_args, processor, config, path: str
 ) -> tuple[AutoSetting, ...]:
     """Values for the options left on auto, each with its reason (a resolved max_length is always
     recorded, so the saved config reruns with the same length; its reason is empty when it was given)."""
@@ -198,10 +218,15 @@ def _auto_settings(
     if model_limit is None:  # the task has no sequence length
         pass
     elif max_length is None:
-        tuned = data.tuned.get("max_length")
-        chosen.append(
-            AutoSetting("max_length", tuned or model_limit, tuned_for if tuned else "the model maximum")
-        )
+        tuned, declared = data.tuned.get("max_length"), checkpoint_max_length(path)
+        if tuned:
+            chosen.append(AutoSetting("max_length", tuned, tuned_for))
+        elif declared and declared < model_limit:
+            chosen.append(
+                AutoSetting("max_length", declared, "the sentence-transformers checkpoint's max_seq_length")
+            )
+        else:
+            chosen.append(AutoSetting("max_length", model_limit, "the model maximum"))
     elif max_length > model_limit:
         chosen.append(AutoSetting("max_length", model_limit, f"the model maximum; {max_length} was asked"))
     if training_args.learning_rate is None:
@@ -210,10 +235,39 @@ def _auto_settings(
         chosen.append(AutoSetting("learning_rate", tuned or method.default_learning_rate, why))
     if training_args.num_train_epochs is None:
         tuned = data.tuned.get("num_train_epochs")
-        chosen.append(AutoSetting("num_train_epochs", float(tuned or 3), tuned_for if tuned else "default"))
+        budget = training_budget(_training_rows(task, method, data), _effective_batch(training_args))
+        if training_args.max_steps > 0:  # --max_steps decides the length; epochs are only recorded
+            chosen.append(AutoSetting("num_train_epochs", float(tuned or 3), ""))
+        else:
+            chosen.append(AutoSetting("num_train_epochs", float(tuned) if tuned else budget.epochs,
+                                      tuned_for if tuned else budget.reason))  # fmt: skip
     for option, fallback in task.auto_options.items():
         if getattr(data_args, option) is None:
             tuned = data.tuned.get(option)
             value = tuned or fallback
             chosen.append(AutoSetting(option, value, (tuned_for if tuned else "default") if value else ""))
     return tuple(chosen)
+
+
+def _training_rows(task, method, data) -> int:
+    """The rows one epoch trains on (a method that learns from unlabelled rows trains on those too)."""
+    rows = len(data.splits["train"])
+    if data.unlabelled is not None and method.learns_from_unlabelled(task):
+        rows += len(data.unlabelled)
+    return rows
+
+
+def _effective_batch(training_args) -> int:
+    return max(1, training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+               * max(1, training_args.world_size))  # fmt: skip
+
+
+def _warn_if_too_short(task, method, data, training_args) -> None:
+    """One line when the run's optimizer steps (as given or resolved) are too few to learn anything."""
+    if training_args.max_steps > 0:
+        steps = training_args.max_steps
+    else:
+        per_epoch = math.ceil(_training_rows(task, method, data) / _effective_batch(training_args))
+        steps = math.ceil(training_args.num_train_epochs * per_epoch)
+    if warning := too_short(steps):
+        log(warning)

@@ -5,6 +5,7 @@ Everything here runs before a model is built, so bad data costs one line, not a 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from datasets import Dataset, DatasetDict
@@ -33,6 +34,8 @@ class PreparedData:
         input_columns: The columns the task turns into model inputs (e.g. one text column or a pair).
         source: Where the data came from (``kind`` builtin/folder/file/hub; ``str()`` for messages).
         tuned: Settings a built-in dataset was tuned with (empty for other data).
+        validation_is_train: Whether the validation split is the training rows (fewer than
+            ``MIN_ROWS_TO_HOLD_OUT`` per class and no validation file).
         unlabelled: Training rows whose labels ``--label_fraction`` or ``--samples_per_class`` hides
             (``None`` when all are used); their label column is kept but must not be trained on.
     """
@@ -43,6 +46,7 @@ class PreparedData:
     source: DataSource
     tuned: dict = field(default_factory=dict)
     unlabelled: Dataset | None = None
+    validation_is_train: bool = False  # too few rows to hold any out: validation re-scores the training rows
 
 
 def _carve(
@@ -67,7 +71,34 @@ def _carve(
     return parts["train"], parts["test"]
 
 
-def _warn_about_overlap(splits: dict[str, Dataset], input_columns: list[str]) -> None:
+MIN_ROWS_TO_HOLD_OUT = 20  # per class (on average): below, no validation split is carved from train
+
+
+def _check_every_class_trains(train_labels: list[int], labels: LabelSpace, carved: list[str]) -> None:
+    """Refuse a carve that took a class's last training rows (1 example of a class, say), and warn in one line
+    about a class with a single training example: the model would have a class it never saw, or one it saw
+    once. Before any compute."""
+    counts = Counter(train_labels)
+    emptied = [name for index, name in enumerate(labels.names) if not counts.get(index)]
+    if emptied and carved:
+        names = [part.split()[0] for part in carved]
+        what = f"the {' and '.join(names)} split{'s' if len(names) > 1 else ''}"
+        raise DataError(
+            f"Carving {what} from train left no training example of {', '.join(map(repr, emptied))}: it had too "
+            "few. Give every class 2 or more training examples (8 or more to learn well), or provide "
+            f"{what} as a file of its own."
+        )
+    single = [name for index, name in enumerate(labels.names) if counts.get(index) == 1]
+    if single:
+        log(
+            f"warning: {len(single)} class(es) have a single training example ({', '.join(map(repr, single[:5]))}); "
+            "expect little from them: 8 or more examples per class learn well"
+        )
+
+
+def _warn_about_overlap(
+    splits: dict[str, Dataset], input_columns: list[str], skip: tuple[str, ...] = ()
+) -> None:
     """Log how many validation/test rows repeat a training row's inputs exactly (text columns only):
     those rows score what the model memorised, not how it generalises."""
     features = splits["train"].features
@@ -78,6 +109,8 @@ def _warn_about_overlap(splits: dict[str, Dataset], input_columns: list[str]) ->
     seen = set(zip(*(splits["train"][column] for column in input_columns), strict=True))
     counts = []
     for name in ("validation", "test"):
+        if name in skip:
+            continue  # the training rows themselves (too few to hold any out), said when chosen
         rows = zip(*(splits[name][column] for column in input_columns), strict=True)
         repeated = sum(1 for row in rows if row in seen)
         if repeated:
@@ -191,12 +224,25 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
         name: task.encode_labels(split, name, label_column, labels, data_args)
         for name, split in splits.items()
     }
+    reused: tuple[str, ...] = ()
     carved, stratify = [], task.stratify_column(labels)
     if "test" not in splits:
         splits["train"], splits["test"] = _carve(
             splits["train"], data_args.test_split_size, data_args.split_seed, "test", stratify
         )
         carved.append(f"test {data_args.test_split_size:.0%}")
+    if (
+        "validation" not in splits
+        and stratify
+        and len(splits["train"]) < MIN_ROWS_TO_HOLD_OUT * len(labels.names)
+    ):
+        # a few examples per class: holding some out would cost the model a large share of what it learns
+        # from, for a validation score too noisy to read; every row trains and validation re-scores them
+        splits["validation"], reused = splits["train"], ("validation",)
+        log(
+            f"validation: fewer than {MIN_ROWS_TO_HOLD_OUT} training examples per class, so none are held out: all "
+            "train, and the validation scores are training scores (give a validation file to hold rows out)"
+        )
     if "validation" not in splits:
         splits["train"], splits["validation"] = _carve(
             splits["train"],
@@ -206,6 +252,8 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
             stratify,
         )
         carved.append(f"validation {data_args.validation_split_size:.0%}")
+    if stratify:
+        _check_every_class_trains(splits["train"][stratify], labels, carved)
     splits["train"] = _cap(splits["train"], data_args.max_train_samples, data_args.split_seed)
     unlabelled = None
     if data_args.samples_per_class is not None:
@@ -243,7 +291,7 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
     )
     log(f"data: {source}: {sizes}{note}; inputs {', '.join(input_columns)}, label '{label_column}'")
     log(task.describe_labels(labels))
-    _warn_about_overlap(splits, input_columns)
+    _warn_about_overlap(splits, input_columns, reused)
     spec = builtin_datasets().get(data_args.dataset)
     return PreparedData(
         splits=DatasetDict({name: splits[name] for name in SPLITS}),
@@ -252,4 +300,5 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
         source=source,
         tuned=dict(spec.tuned) if spec else {},
         unlabelled=unlabelled,
+        validation_is_train=bool(reused),
     )

@@ -65,6 +65,9 @@ class Method:
     unfreezes: ClassVar[bool] = False  # --unfreeze_schedule: frozen layers thawed during training
     # --long_text chunk: the method's Trainer pools a document's window logits (HftlTrainer.compute_loss)
     pools_document_windows: ClassVar[bool] = True
+    # the saved model is the trained architecture as a whole, so a sentence-embedding pooling folded into it
+    # (--pooling) is saved too; adapters are saved against the base checkpoint's architecture instead
+    folds_pooling: ClassVar[bool] = False
 
     # learning rates measured for this method on built-in datasets (dataset name -> rate): its auto rate there
     tuned_learning_rates: ClassVar[dict[str, float]] = {}

@@ -19,6 +19,7 @@ class FullFineTuning(Method):
     trains_from_scratch = True
     takes_student_layers = True  # a smaller copy trained without a teacher: distillation's baseline
     unfreezes = True
+    folds_pooling = True
     tuned_learning_rates = {"bbc-news": 2e-4, "mnist": 1e-3, "fashion-mnist": 1e-3, "wnut16": 2e-4}
 
     def preflight(self, skeleton, method_args, **context) -> None:

@@ -27,6 +27,7 @@ class LinearProbe(Method):
     summary = "backbone frozen, only the classification head trains"
     help = "only the new head trains"
     tuned_learning_rates = {"bbc-news": 3e-2}
+    folds_pooling = True
 
     def prepare(self, model, head, method_args, base_model_id, *, task=None):
         if not head:

@@ -68,6 +68,17 @@ class ModelArguments:
             "baseline that shows what pretraining is worth."
         },
     )
+    pooling: str = field(
+        default="auto",
+        metadata={
+            "help": "How a text becomes the one vector the head reads (text classification and regression): "
+            "mean (the mean of the token vectors), cls (the [CLS] vector itself), model (the architecture's "
+            "own head, e.g. BERT's pooler), or auto: the pooling a sentence-transformers checkpoint was "
+            "trained with (its 1_Pooling config) for --method full and linear-probe, else model. The saved "
+            "model stays a stock one that pipeline() loads (docs/few-shot.md).",
+            "choices": ["auto", "mean", "cls", "model"],
+        },
+    )
 
 
 @dataclass

@@ -48,6 +48,14 @@ class TechniqueOptions:
             "new head at --head_learning_rate (off when unset)."
         },
     )
+    fit_head: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Before training, solve the new head as a logistic regression on the pretrained model's "
+            "features of the training rows, then train from it (auto: on for text classification with at "
+            "most 2,000 training rows, where a random head wastes the few steps there are)."
+        },
+    )
     head_learning_rate: float | None = field(
         default=None,
         metadata={"help": "Learning rate of the new classification head (default: --learning_rate)."},

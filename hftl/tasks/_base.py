@@ -71,6 +71,8 @@ class Task:
     card_widget_texts: ClassVar[tuple[str, ...]] = ()
     # hftl export writes an ONNX classifier (logits per example) for this task's models
     exports_to_onnx: ClassVar[bool] = False
+    # one prediction per text from one pooled vector: --pooling applies (hftl/tasks/_embedding_pooling.py)
+    pools_text: ClassVar[bool] = False
 
     # --- labels: what the label column means ----------------------------------------------------
     def combine_label_columns(self, raw: dict[str, Dataset], data_args: DataArguments) -> dict[str, Dataset]:

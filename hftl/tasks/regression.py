@@ -316,6 +316,7 @@ class TextRegression(TextInputs, RegressionTask):
     card_kind = "text-regression"
     peft_task_type = "SEQ_CLS"  # peft's type for any sequence head, regression included: it saves the head
     auto_model_class = AutoModelForSequenceClassification
+    pools_text = True
     demo_model = "sentence-transformers/all-MiniLM-L6-v2"
     demo_dataset = "vader-lexicon"  # its target column, ``rating``, is one of label_column_names
 

@@ -309,5 +309,6 @@ class TextClassification(TextInputs, ClassificationTask):
     pipeline_tag = "text-classification"
     peft_task_type = "SEQ_CLS"
     auto_model_class = AutoModelForSequenceClassification
+    pools_text = True
     demo_model = "sentence-transformers/all-MiniLM-L6-v2"
     demo_dataset = "bbc-news"
