@@ -212,6 +212,8 @@ def run_study(args) -> None:
                 train = k_shot(pool, k, seed)
                 folder = write_folder(args.workdir / f"{name}-k{k}-s{seed}", train, test)
                 for system in todo:
+                    while args.pause_file and args.pause_file.exists():  # the machine is lent to other work
+                        time.sleep(5)
                     start, cpu = time.perf_counter(), time.process_time()
                     if system == "setfit":
                         row = run_setfit(train, test, seed, args)
@@ -368,6 +370,9 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--workdir", type=Path, default=Path("outputs/few-shot"), help="k-shot folders and runs"
     )
+    parser.add_argument("--pause_file", type=Path, default=None,
+                        help="between runs, wait while this file exists (other work can use the machine "
+                        "without skewing a run's timing)")  # fmt: skip
     parser.add_argument("--replot", action="store_true", help="only write the report from the saved runs")
     parser.add_argument("--tiny", action="store_true", help="a smoke run: k=2, one seed, 40 test rows, bbc")
     args = parser.parse_args(argv)

@@ -124,7 +124,7 @@ def test_tokenised_splits_are_cached_by_tokenizer_and_length(tiny_bert_dir, tmp_
     reuses it, and a change of max_length or tokenizer settings does not."""
     from transformers import AutoTokenizer
 
-    write_csv(tmp_path / "data" / "train.csv", make_rows(12))
+    write_csv(tmp_path / "data" / "train.csv", make_rows(40))
     task = get_task("text-classification")
     raw = prepare_data(DataArguments(dataset=str(tmp_path / "data" / "train.csv")), task).splits
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)

@@ -9,10 +9,14 @@ import sys
 from collections import Counter
 
 import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hftl import DataError, finetune
 from hftl.techniques import budget
 from hftl.techniques.budget import training_budget
+from hftl.techniques.head_fit import AUTO_MAX_ROWS, wants_head_fit
 
 from .conftest import REPO, TINY_TRAINING, make_rows, write_csv
 
@@ -81,7 +85,10 @@ def test_few_examples_per_class_all_train_and_one_example_is_a_warning(tiny_bert
     )
     err = capfd.readouterr().err
     assert result.metrics["train_samples"] == 9 and result.metrics["eval_samples"] == 9  # nothing held out
-    assert "[hftl] validation: fewer than 20 training examples per class, so none are held out" in err
+    assert (
+        "[hftl] validation: 1 of 9 training rows can't hold one example of each of the 3 classes, so none are held "
+        "out: all train" in err
+    )
     assert "[hftl] warning: 1 class(es) have a single training example ('tech')" in err
     assert "[hftl] eval_strategy no: the validation split is the training rows" in err
     assert "validation rows have the same" not in err  # no overlap warning for the training rows themselves
@@ -123,3 +130,47 @@ def test_the_benchmarks_k_shot_draw_is_balanced_seeded_nested_and_leaves_the_tes
     assert not set(eight["text"]) & set(test["text"])
     with pytest.raises(SystemExit, match="class 'c' has 16 pool rows, fewer than k=17"):
         bench.k_shot(pool, 17, seed=0)
+
+
+def test_fit_head_is_chosen_for_small_single_label_sets_and_said_in_one_line():
+    assert wants_head_fit(None, 40, True, True)[0]
+    assert not wants_head_fit(None, AUTO_MAX_ROWS + 1, True, True)[0]  # large sets: the random head is fine
+    assert wants_head_fit(True, AUTO_MAX_ROWS + 1, True, True) == (
+        True, "fit_head: the new head starts as a logistic regression on the pretrained features (asked)"
+    )  # fmt: skip
+    assert wants_head_fit(False, 40, True, True) == (False, "")
+    assert wants_head_fit(None, 40, False, True) == (False, "")  # multi-label, regression: not fitted
+    assert wants_head_fit(True, 40, False, True) == (
+        False,
+        "--fit_head: skipped, it fits single-label classifiers",
+    )
+
+
+def test_the_fitted_head_starts_where_a_logistic_regression_ends(tiny_bert_dir, text_csv, tmp_path, capfd):
+    # a learning rate too small to move anything: what is saved is the starting point
+    still = dict(TINY_TRAINING, max_steps=1, learning_rate=1e-12, model=tiny_bert_dir, dataset=str(text_csv))
+    finetune(**still, output_dir=str(tmp_path / "fit"), fit_head=True)
+    fitted_line = [line for line in capfd.readouterr().err.splitlines() if "training accuracy" in line]
+    finetune(**still, output_dir=str(tmp_path / "random"), fit_head=False)
+    assert "logistic regression on" not in capfd.readouterr().err
+    fit, random = (load_file(tmp_path / name / "model.safetensors") for name in ("fit", "random"))
+    body = [k for k in fit if not k.startswith("classifier.")]  # untouched but for 1e-12-sized steps
+    assert all(torch.allclose(fit[k], random[k], rtol=0, atol=1e-9) for k in body)
+    assert not torch.equal(fit["classifier.weight"], random["classifier.weight"])
+    accuracy = float(fitted_line[0].rsplit(" ", 1)[1])
+    assert (
+        fitted_line[0].startswith("[hftl] fit_head: logistic regression on 48 rows' features")
+        and accuracy > 0.4
+    )
+    # through the saved models: the fitted head separates the (tiny, random-weight) model's texts better than
+    # the random head it replaced, on the same features
+    rows = make_rows(60)
+    scores = []
+    for name in ("fit", "random"):
+        model = AutoModelForSequenceClassification.from_pretrained(tmp_path / name).eval()
+        tokenizer = AutoTokenizer.from_pretrained(tmp_path / name)
+        with torch.no_grad():
+            logits = model(**tokenizer([r["text"] for r in rows], padding=True, return_tensors="pt")).logits
+        names = [model.config.id2label[i] for i in logits.argmax(-1).tolist()]
+        scores.append(sum(n == r["label"] for n, r in zip(names, rows, strict=True)) / len(rows))
+    assert scores[0] > scores[1] + 0.05, scores

@@ -5,6 +5,7 @@ Everything here runs before a model is built, so bad data costs one line, not a 
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
@@ -34,8 +35,8 @@ class PreparedData:
         input_columns: The columns the task turns into model inputs (e.g. one text column or a pair).
         source: Where the data came from (``kind`` builtin/folder/file/hub; ``str()`` for messages).
         tuned: Settings a built-in dataset was tuned with (empty for other data).
-        validation_is_train: Whether the validation split is the training rows (fewer than
-            ``MIN_ROWS_TO_HOLD_OUT`` per class and no validation file).
+        validation_is_train: Whether the validation split is the training rows (no validation file, and a
+            carved one could not hold an example of every class).
         unlabelled: Training rows whose labels ``--label_fraction`` or ``--samples_per_class`` hides
             (``None`` when all are used); their label column is kept but must not be trained on.
     """
@@ -69,9 +70,6 @@ def _carve(
                 f"empty; change {option} or add data."
             ) from None
     return parts["train"], parts["test"]
-
-
-MIN_ROWS_TO_HOLD_OUT = 20  # per class (on average): below, no validation split is carved from train
 
 
 def _check_every_class_trains(train_labels: list[int], labels: LabelSpace, carved: list[str]) -> None:
@@ -231,17 +229,15 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
             splits["train"], data_args.test_split_size, data_args.split_seed, "test", stratify
         )
         carved.append(f"test {data_args.test_split_size:.0%}")
-    if (
-        "validation" not in splits
-        and stratify
-        and len(splits["train"]) < MIN_ROWS_TO_HOLD_OUT * len(labels.names)
-    ):
-        # a few examples per class: holding some out would cost the model a large share of what it learns
-        # from, for a validation score too noisy to read; every row trains and validation re-scores them
+    held_out = math.ceil(data_args.validation_split_size * len(splits["train"]))
+    if "validation" not in splits and stratify and held_out < len(labels.names):
+        # a few examples per class: a split that can't hold one of each class can't score every class, and
+        # would cost the model a large share of what it learns from; every row trains, validation re-scores them
         splits["validation"], reused = splits["train"], ("validation",)
         log(
-            f"validation: fewer than {MIN_ROWS_TO_HOLD_OUT} training examples per class, so none are held out: all "
-            "train, and the validation scores are training scores (give a validation file to hold rows out)"
+            f"validation: {held_out} of {len(splits['train'])} training rows can't hold one example of each of the "
+            f"{len(labels.names)} classes, so none are held out: all train, and the validation scores are training "
+            "scores (give a validation file to hold rows out)"
         )
     if "validation" not in splits:
         splits["train"], splits["validation"] = _carve(

@@ -366,6 +366,7 @@ class Task:
                 f"shape (e.g. {wrong[0]}); save the config and weights together with save_pretrained."
             )
         head = sorted({_module_of(key) for key in [*info.get("missing_keys", []), *mismatched]})
+        model.hftl_new_head = bool(head)  # False: the checkpoint's own head, kept (fit_head leaves it alone)
         if not head:  # the checkpoint has a head of the right shape: keep it only for the same labels
             head = self._named_head(model)
             original = AutoConfig.from_pretrained(
@@ -380,6 +381,7 @@ class Task:
                         parameter._is_hf_initialized = False
                     for submodule in module.modules():
                         model._init_weights(submodule)
+                model.hftl_new_head = True
                 log(
                     f"the checkpoint's head was trained for other labels ({', '.join(map(str, previous[:5]))}...): re-initialised {', '.join(head)}"
                 )

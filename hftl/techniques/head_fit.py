@@ -76,25 +76,29 @@ def _features(model: nn.Module, linear: nn.Linear, loader: DataLoader) -> tuple[
     return features, torch.cat(labels).reshape(-1)
 
 
-def fit_head(model: nn.Module, linear: nn.Linear, dataset, collator, batch_size: int = 32) -> float:
+def fit_head(model: nn.Module, linear: nn.Linear, dataset, collator, batch_size: int = 32) -> float | None:
     """Set ``linear`` (the head's last layer) to the logistic regression on the frozen model's features of
-    ``dataset``'s rows; returns the fitted model's training accuracy.
+    ``dataset``'s rows; returns the fitted model's training accuracy (None where the head scores every token
+    before the model pools, as in decoders: left random).
 
     Example:
         >>> fit_head(model, final_linear(model, ["classifier"], 5), tokenized["train"], collator)  # doctest: +SKIP
         1.0
     """
-    if linear.bias is None:
-        raise ValueError("fit_head needs a head layer with a bias")
     columns = [
         c for c in dataset.column_names if c in ("input_ids", "attention_mask", "token_type_ids", "labels")
     ]
     loader = DataLoader(dataset.select_columns(columns), batch_size=batch_size, collate_fn=collator)
     features, labels = _features(model, linear, loader)
+    if len(features) != len(labels):  # the head runs on every token and pooling follows it (decoders)
+        log("fit_head: skipped, this model's head scores every token before pooling; the head starts random")
+        return None
     labels = labels.to(features.device).long()
     weight = torch.zeros_like(linear.weight, dtype=torch.float32, device=features.device, requires_grad=True)
-    bias = torch.zeros_like(linear.bias, dtype=torch.float32, device=features.device, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], max_iter=200, line_search_fn="strong_wolfe")
+    # a head without a bias (GPT-2's score layer) is fitted without one
+    bias = torch.zeros(weight.shape[0], device=features.device, requires_grad=linear.bias is not None)
+    optimizer = torch.optim.LBFGS([weight, bias] if linear.bias is not None else [weight], max_iter=200,
+                                  line_search_fn="strong_wolfe")  # fmt: skip
 
     def loss_fn():
         optimizer.zero_grad()
@@ -107,7 +111,8 @@ def fit_head(model: nn.Module, linear: nn.Linear, dataset, collator, batch_size:
         optimizer.step(loss_fn)
     with torch.no_grad():
         linear.weight.copy_(weight.to(linear.weight.dtype))
-        linear.bias.copy_(bias.to(linear.bias.dtype))
+        if linear.bias is not None:
+            linear.bias.copy_(bias.to(linear.bias.dtype))
         accuracy = ((features @ weight.T + bias).argmax(-1) == labels).float().mean().item()
     log(f"fit_head: logistic regression on {len(labels)} rows' features, training accuracy {accuracy:.3f}")
     return accuracy

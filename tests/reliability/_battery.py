@@ -297,7 +297,11 @@ def split_sizes(seen, **expected):
 
 def splits_total(expected: int):
     def check(seen, log):
-        assert sum(len(split) for split in seen["processed"].values()) == expected
+        splits = seen["processed"]
+        # too few rows to hold a validation split out: it is the training rows (the same count; a carved one
+        # holds 10 %), counted once
+        same = len(splits["validation"]) == len(splits["train"])
+        assert sum(len(split) for name, split in splits.items() if not (name == "validation" and same)) == expected
 
     return check
 
