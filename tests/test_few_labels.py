@@ -92,6 +92,8 @@ def test_few_examples_per_class_all_train_and_one_example_is_a_warning(tiny_bert
     assert "[hftl] warning: 1 class(es) have a single training example ('tech')" in err
     assert "[hftl] eval_strategy no: the validation split is the training rows" in err
     assert "validation rows have the same" not in err  # no overlap warning for the training rows themselves
+    card = (tmp_path / "o" / "README.md").read_text()
+    assert "- **Validation:** the training rows themselves (too few examples per class to hold any out)" in card
 
 
 def test_a_class_with_no_training_examples_is_one_line(tiny_bert_dir, tmp_path, no_model_build):

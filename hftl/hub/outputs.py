@@ -142,7 +142,7 @@ def write_card_and_images(
         teacher=_public_name(method.card_teacher(method_args)),
         sections=method.card_sections(metrics, task, labels),
         usage=task.card_usage(title, labels, base_model, adapter),
-        details=task.card_details(labels, metrics),
+        details=task.card_details(labels, metrics) + _validation_note(data),
         tags=task.card_tags(labels),
         metric_order=task.card_metric_order,
         index_metrics=task.card_index_metrics,
@@ -150,3 +150,13 @@ def write_card_and_images(
         curves_image=curves,
     )
     return write_model_card(facts, output_dir, training_args.hub_model_id)
+
+
+def _validation_note(data) -> list[str]:
+    """The card says so when its validation column scores the training rows (too few to hold any out)."""
+    if not getattr(data, "validation_is_train", False):
+        return []
+    return [
+        "- **Validation:** the training rows themselves (too few examples per class to hold any out), so the "
+        "validation column scores training data; the test column is held out."
+    ]
