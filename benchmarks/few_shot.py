@@ -345,8 +345,8 @@ def report(args) -> None:
     parts.append(
         "Test accuracy, mean ± standard deviation over seeds (n = seeds where fewer than 5); train s: mean "
         "training time per run, over the runs nothing else competed with "
-        f"({sum(1 for r in rows if r.get('contended'))} runs that had the test suite beside them count for accuracy "
-        "only; `contended` in the JSONL); training-time ratios pair those runs by seed. Targets: hftl with no flags at or above SetFit within one standard error of the "
+        f"({sum(1 for r in rows if r.get('contended'))} runs that had other work beside them count for accuracy "
+        "only; `contended` in the JSONL says what); training-time ratios pair those runs by seed. Targets: hftl with no flags at or above SetFit within one standard error of the "
         "paired per-seed difference, in at most half its training time. The runs' processes kept "
         f"{busy:.2f} of the {os.cpu_count()} cores busy on average (CPU time over wall time; far below "
         f"{os.cpu_count()} means other work competed for the cores). Raw runs: `few-shot.jsonl`.\n\n"
