@@ -270,7 +270,10 @@ def _maybe_fit_head(plan: RunPlan, model, head: list[str], tokenized) -> None:
         task.pools_text and task.label_kind(labels) == "single-label" and plan.data_args.long_text != "chunk"
     )
     new_head = bool(head) and getattr(model, "hftl_new_head", True)  # set by Task.build_model
-    fit, why = wants_head_fit(plan.training_args.fit_head, len(tokenized["train"]), single, new_head)
+    asked = plan.training_args.fit_head
+    if asked is None and plan.data.tuned.get("fit_head") is False:  # a built-in demo measured without it
+        asked = False
+    fit, why = wants_head_fit(asked, len(tokenized["train"]), single, new_head)
     if why:
         log(why)
     linear = final_linear(model, head, len(labels.names)) if fit and plan.resume is None else None

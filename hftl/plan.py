@@ -171,7 +171,9 @@ def plan_run(
                     max_length=max_length, input_columns=data.input_columns)  # fmt: skip
     skeleton = task.model_skeleton(config, model_args)
     task.check_weights(resolved.path, skeleton, model_args)  # a backbone that doesn't fit its config
-    pooling, why = plan_pooling(task, method, model_args, method_args, resolved.path, skeleton)
+    pooling, why = plan_pooling(
+        task, method, model_args, method_args, resolved.path, skeleton, tuned=data.tuned.get("pooling")
+    )
     model_args.pooling = pooling or "model"  # the saved config reruns with the same pooling
     if why:
         log(f"pooling: {why}")

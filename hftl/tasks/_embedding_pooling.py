@@ -147,17 +147,20 @@ def _eval_mode(layer: nn.Module, args) -> None:
 
 
 def plan_pooling(
-    task, method, model_args, method_args, path: str, skeleton: nn.Module
+    task, method, model_args, method_args, path: str, skeleton: nn.Module, tuned: str | None = None
 ) -> tuple[str | None, str]:
     """The pooling this run folds in (``"mean"``, ``"cls"`` or ``None`` for the model's own head) and why.
 
     ``--pooling auto`` follows a sentence-transformers checkpoint's declared pooling where the task pools one
     vector per text and the method trains the saved architecture as a whole (``Method.folds_pooling``: an
     adapter is saved against the base checkpoint's architecture, a student keeps only some layers).
+    ``tuned``: the pooling a built-in dataset's demo was measured with (its auto value there).
     """
     asked = model_args.pooling
     if asked not in ("auto", "mean", "cls", "model"):
         raise ConfigError(f"Unknown --pooling '{asked}'; choose auto, mean, cls or model.")
+    if asked == "auto" and tuned == "model":
+        return None, "the model's own head (the built-in dataset's demo was measured with it)"
     if asked == "model" or not task.pools_text:
         if asked in ("mean", "cls"):
             raise ConfigError(
