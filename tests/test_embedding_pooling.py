@@ -41,7 +41,7 @@ def st_dir(tiny_bert_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def mean_run(st_dir, tmp_path_factory, request):
+def mean_run(st_dir, tmp_path_factory):
     """A full fine-tuning run on the sentence-transformers copy (pooling auto -> mean)."""
     from .conftest import make_rows, write_csv
 
