@@ -19,7 +19,7 @@ from ._log import log
 from .data import LabelSpace, PreparedData, prepare_data
 from .errors import ConfigError, HftlError, ModelNotFoundError, first_line
 from .hub.publish import check_run_can_push
-from .methods import Method, check_method_switches, get_method, methods_with
+from .methods import Method, check_method_switches, check_sharded_method, get_method, methods_with
 from .options.checks import check_long_text, check_room_for_text
 from .options.config import DataArguments, HftlTrainingArguments, MethodArguments, ModelArguments
 from .resolve import ResolvedModel, resolve_model
@@ -115,6 +115,7 @@ def plan_run(
     # --- what runs: task, method, model, data -----------------------------------------------------
     task = get_task(model_args.task)
     method = get_method(method_args.method)()  # one instance per run: a method may hold state
+    check_sharded_method(method, training_args)  # FSDP / DeepSpeed, by flag or accelerate config
     method.setup(model_args, data_args, method_args, task)
     model_args.model = model_args.model or task.demo_model
     data_args.dataset = data_args.dataset or task.demo_dataset

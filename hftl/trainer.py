@@ -21,6 +21,7 @@ from .errors import CheckpointError, ConfigError, HftlError
 from .run.checkpoints import MANIFEST, rotate_checkpoints, write_manifest
 from .run.faults import fault_point
 from .run.identity import RUN_FILE
+from .run.sharding import run_precision
 from .tasks._long_text import WINDOWS, document_aggregation, document_loss, pool_windows
 from .techniques.param_groups import discriminative_param_groups, uses_param_groups
 from .techniques.unfreeze import GradualUnfreezing
@@ -286,7 +287,7 @@ class HftlTrainer(Trainer):
         return loss
 
     def _precision(self) -> str:
-        return "bf16" if self.args.bf16 else "fp16" if self.args.fp16 else "fp32"
+        return run_precision(self.args)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         bad = _non_finite(self.model)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .._log import log
 from ..options.checks import default_chunk_stride
+from ..run.sharding import run_precision
 from .card import CardFacts, write_model_card
 from .plots import CURVES_FILE, plot_training_curves
 
@@ -22,7 +23,7 @@ def _hyperparameters(method, method_args, data_args, training_args) -> dict:
         "batch size per device": training_args.per_device_train_batch_size,
         "weight decay": training_args.weight_decay,
         "warmup steps": training_args.warmup_steps,
-        "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
+        "precision": run_precision(training_args),
         "seed": training_args.seed,
     }
     if data_args.max_length:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._base import Method, count_parameters
 from ._registry import (
     check_method_switches,
+    check_sharded_method,
     default_method,
     get_method,
     method_help,
@@ -25,6 +26,7 @@ from . import full, probe, lora, distill, ia3  # noqa: F401, I001
 __all__ = [
     "Method",
     "check_method_switches",
+    "check_sharded_method",
     "count_parameters",
     "default_method",
     "get_method",

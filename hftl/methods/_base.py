@@ -68,6 +68,10 @@ class Method:
     # the saved model is the trained architecture as a whole, so a sentence-embedding pooling folded into it
     # (--pooling) is saved too; adapters are saved against the base checkpoint's architecture instead
     folds_pooling: ClassVar[bool] = False
+    # trains under FSDP / DeepSpeed sharding: its saving goes through Trainer.save_model, which gathers
+    # the shards; a method that saves otherwise says why not in ``unsharded_reason`` (docs/scaling.md)
+    shards: ClassVar[bool] = False
+    unsharded_reason: ClassVar[str] = "its saving doesn't gather sharded weights"
 
     # learning rates measured for this method on built-in datasets (dataset name -> rate): its auto rate there
     tuned_learning_rates: ClassVar[dict[str, float]] = {}

@@ -89,6 +89,9 @@ class PeftMethod(Method):
     label: ClassVar[str]  # how messages name the tuner ("LoRA")
     target_mapping: ClassVar[dict[str, list[str]]] = {}  # peft's default target modules by model type
     targets_option: ClassVar[str | None] = None  # the flag that names target modules, if the tuner has one
+    # save() writes the adapter and the merged model from the unwrapped model, which under sharding holds
+    # only this process's shard; the trainable part is small, so DDP serves (docs/scaling.md)
+    unsharded_reason = "its adapter and merged model are saved from one process's shard"
 
     def peft_config(
         self, model, method_args, targets: list[str], modules_to_save: list[str], task_type

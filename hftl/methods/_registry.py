@@ -8,6 +8,7 @@ import inspect
 from .._registry import Registry
 from ..errors import ConfigError
 from ..options.config import METHOD_CHOICES
+from ..run.sharding import sharding
 from ._base import Method
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "methods_with",
     "method_help",
     "check_method_switches",
+    "check_sharded_method",
 ]
 
 _METHODS: Registry[type[Method]] = Registry("method")
@@ -100,6 +102,17 @@ def _short(rate: float) -> str:
 
 def _either(names: list[str]) -> str:
     return " or ".join(sorted(names))
+
+
+def check_sharded_method(method: Method, training_args) -> None:
+    """Pre-flight, first: refuse a method that can't run under the run's sharding (flag or accelerate config)."""
+    sharded = sharding(training_args)
+    if sharded and not method.shards:
+        raise ConfigError(
+            f"--method {method.name} doesn't run under {sharded} yet ({method.unsharded_reason}); only "
+            f"--method {_either(methods_with('shards'))} do. Train it with DDP instead (accelerate launch "
+            "--config_file recipes/accelerate/multi_gpu.yaml)."
+        )
 
 
 def check_method_switches(method: Method, model_args, method_args) -> None:

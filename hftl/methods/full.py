@@ -20,6 +20,7 @@ class FullFineTuning(Method):
     takes_student_layers = True  # a smaller copy trained without a teacher: distillation's baseline
     unfreezes = True
     folds_pooling = True
+    shards = True  # saved by Trainer.save_model, which gathers FSDP / DeepSpeed shards
     tuned_learning_rates = {"bbc-news": 2e-4, "mnist": 1e-3, "fashion-mnist": 1e-3, "wnut16": 2e-4}
 
     def preflight(self, skeleton, method_args, **context) -> None:

@@ -28,6 +28,7 @@ class LinearProbe(Method):
     help = "only the new head trains"
     tuned_learning_rates = {"bbc-news": 3e-2}
     folds_pooling = True
+    shards = True  # saved by Trainer.save_model, which gathers FSDP / DeepSpeed shards
 
     def prepare(self, model, head, method_args, base_model_id, *, task=None):
         if not head:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from ..errors import ConfigError
+from ..run.sharding import on_cpu_only, sharding
 
 __all__ = ["TechniqueOptions", "UNFREEZE_SCHEDULES", "CLASS_WEIGHT_MODES", "parse_weight_list"]
 
@@ -132,9 +133,16 @@ class TechniqueOptions:
     )
 
     def _check_sharded_switches(self) -> None:
-        """Unfreezing toggles requires_grad mid-run and the LR finder copies the whole state dict: neither
-        works on sharded (DeepSpeed/FSDP) parameters. DDP must look for unused (frozen) parameters."""
-        sharded = "--deepspeed" if self.deepspeed else "--fsdp" if self.fsdp else None
+        """Sharding (a flag or the accelerate config, hftl/run/sharding.py) needs an accelerator: on CPU
+        Accelerate drops it and runs plain DDP. Unfreezing toggles requires_grad mid-run and the LR finder
+        copies the whole state dict: neither works on sharded parameters. DDP must look for unused (frozen)
+        parameters."""
+        sharded = sharding(self)
+        if sharded and on_cpu_only(self):
+            raise ConfigError(
+                f"{sharded} needs GPUs: on CPU Accelerate runs plain DDP instead, a whole copy of the model in "
+                "every process; for a CPU run drop it (torchrun or accelerate launch without it is DDP)."
+            )
         switches = {"--unfreeze_schedule": self.unfreeze_schedule != "none", "--find_lr": self.find_lr}
         for switch, on in switches.items():
             if on and sharded:

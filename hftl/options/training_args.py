@@ -7,10 +7,23 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
+from ..run.sharding import accelerate_precision
 from .checks import check_options
 from .techniques import TechniqueOptions
 
-__all__ = ["HftlTrainingArguments"]
+__all__ = ["HftlTrainingArguments", "auto_bf16"]
+
+
+def auto_bf16(use_cpu: bool, fp16: bool) -> bool:
+    """``--bf16`` on auto: what an accelerate launch config chose if it chose fp16 or bf16, else on where
+    the GPU supports bf16 (off on CPU, where fp32 is faster)."""
+    gpu_bf16 = not use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    chosen = accelerate_precision()
+    if chosen:
+        # Trainer reads the same variable into ``mixed_precision``; the flag stays off where stock checks
+        # refuse it (a CPU run without --use_cpu), which still runs bf16 from the variable
+        return chosen == "bf16" and gpu_bf16
+    return bool(gpu_bf16 and not fp16)
 
 
 @dataclass
@@ -22,13 +35,15 @@ class HftlTrainingArguments(TrainingArguments, TechniqueOptions):
     - ``output_dir``: ``None`` -> a fresh timestamped folder under ``outputs/``.
     - ``learning_rate``: ``None`` -> auto: the built-in dataset's tuned rate for the method, else the
       method's default (``--help`` lists each method's).
-    - ``num_train_epochs``: ``None`` -> auto: the built-in dataset's tuned value, else 3.
+    - ``num_train_epochs``: ``None`` -> auto: the built-in dataset's tuned value, else from the training
+      set's size (hftl/techniques/budget.py).
     - ``per_device_train_batch_size``: 16 (was 8).
     - ``eval_strategy``: ``"epoch"`` (was ``"no"``); there is always a validation split.
     - ``logging_steps``: 10 (was 500), so short runs log a loss curve.
     - ``train_sampling_strategy``: ``"group_by_length"`` (was ``"random"``): batches of similar length
       pad less.
-    - ``bf16``: ``None`` -> auto: on where the GPU supports bf16, off on CPU (fp32 is faster there).
+    - ``bf16``: ``None`` -> auto: what an ``accelerate launch`` config chose if it chose fp16 or bf16, else
+      on where the GPU supports bf16, off on CPU (fp32 is faster there).
     - ``dataloader_num_workers``: ``None`` -> auto: the task decides (images: worker processes).
 
     It also carries hftl's transfer-learning switches (:class:`hftl.options.techniques.TechniqueOptions`).
@@ -105,7 +120,9 @@ class HftlTrainingArguments(TrainingArguments, TechniqueOptions):
     )
     bf16: bool | None = field(
         default=None,
-        metadata={"help": "bf16 mixed precision (auto: on for GPUs that support it, off on CPU)."},
+        metadata={
+            "help": "bf16 mixed precision (auto: an accelerate config's fp16 or bf16 if it chose one, else on for GPUs that support bf16, off on CPU)."
+        },
     )
 
     def __post_init__(self):
@@ -114,12 +131,7 @@ class HftlTrainingArguments(TrainingArguments, TechniqueOptions):
         # resolved for this machine: left out of hftl_config.yaml, so a rerun elsewhere resolves them anew
         self.machine_resolved = {"bf16"} if self.bf16 is None else set()
         if self.bf16 is None:
-            self.bf16 = bool(
-                not self.use_cpu
-                and not self.fp16
-                and torch.cuda.is_available()
-                and torch.cuda.is_bf16_supported()
-            )
+            self.bf16 = auto_bf16(self.use_cpu, self.fp16)
         if not torch.cuda.is_available():  # pinning needs an accelerator; stock Trainer warns otherwise
             self.dataloader_pin_memory = False
             self.machine_resolved.add("dataloader_pin_memory")

@@ -37,8 +37,14 @@ __all__ = [
 
 MANIFEST = "hftl_checkpoint.json"
 _TEMPORARY = f".{MANIFEST}.tmp"
-# Without these Trainer resumes with a fresh optimizer or schedule, without saying so
-_REQUIRED = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+# Without these Trainer resumes with a fresh optimizer or schedule, without saying so. The optimizer state
+# takes each of Trainer's forms: optimizer.pt (one process, DDP), optimizer.bin (FSDP, full state dict),
+# optimizer_0_rank<r>.bin or an optimizer_0/ folder (FSDP, sharded), or DeepSpeed's global_step<n>/ folder,
+# which holds the schedule too (so it writes no scheduler.pt).
+_OPTIMIZER = re.compile(
+    r"^(optimizer\.(pt|bin)|optimizer_0_rank\d+\.bin|optimizer_0/.+|global_step\d+/.*optim_states\.pt)$"
+)
+_DEEPSPEED_STATE = re.compile(r"^global_step\d+/")
 _STEP = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 
 
@@ -109,6 +115,19 @@ def _shape_problem(manifest) -> str | None:
     return None
 
 
+def _missing_state(names) -> str | None:
+    """The resume state a checkpoint with these files (paths inside it) lacks, named as a one-process run
+    writes it, or None."""
+    names = set(names)
+    if "trainer_state.json" not in names:
+        return "trainer_state.json"
+    if not any(_OPTIMIZER.match(name) for name in names):
+        return "optimizer.pt"
+    if "scheduler.pt" not in names and not any(_DEEPSPEED_STATE.match(name) for name in names):
+        return "scheduler.pt"
+    return None
+
+
 def _outside(folder: Path, name: str) -> bool:
     """``name`` (from a manifest) leaves ``folder``: absolute, ``..``, or through a symbolic link."""
     parts = Path(name).parts
@@ -132,9 +151,9 @@ def checkpoint_problem(folder: str | Path) -> str | None:
         if _outside(folder, name):
             shown = name if len(name) <= 40 else "..." + name[-37:]
             return f"its manifest names {shown!r}, outside the folder or behind a link"
-    for name in _REQUIRED:  # a manifest that leaves one out would let Trainer restart it silently
-        if name not in files:
-            return f"its manifest does not list {name}, so training would restart it from scratch"
+    missing = _missing_state(files)  # a manifest that leaves one out would let Trainer restart it silently
+    if missing:
+        return f"its manifest does not list {missing}, so training would restart it from scratch"
     for name, expected in files.items():
         path = folder / name
         if not path.is_file():
@@ -176,10 +195,10 @@ def check_checkpoint(folder: str | Path, world_size: int, allow_changed: bool) -
     folder = Path(folder)
     manifest = read_manifest(folder)
     if manifest is None and not (folder / MANIFEST).exists():  # written by plain Trainer or older hftl
-        missing = [name for name in _REQUIRED if not (folder / name).is_file()]
+        missing = _missing_state(str(path.relative_to(folder)) for path in _files(folder))
         if missing:
             raise CheckpointError(
-                f"Checkpoint {folder} has no {missing[0]}, so training would restart it from scratch; pass "
+                f"Checkpoint {folder} has no {missing}, so training would restart it from scratch; pass "
                 "a complete checkpoint, or --resume_from_checkpoint auto to pick the newest complete one."
             )
         log(f"{folder.name} has no {MANIFEST} (not written by hftl): its files can't be verified")

@@ -57,6 +57,8 @@ class Distillation(Method):
     required_options = ("teacher",)
     takes_student_layers = True
     pools_document_windows = False  # its loss calls the student and teacher on windows, unpooled
+    # the teacher runs unwrapped beside the student: untried beside a sharded one (docs/scaling.md)
+    unsharded_reason = "a teacher beside a sharded student is untested"
 
     @classmethod
     def tuned_learning_rate(cls, dataset, tuned) -> float | None:
