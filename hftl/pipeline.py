@@ -14,6 +14,7 @@ from typing import Any
 
 from datasets import DatasetDict
 from transformers import Trainer, TrainerCallback, set_seed
+from transformers.trainer_utils import has_length
 
 from ._log import log
 from .data import LabelSpace
@@ -105,6 +106,11 @@ def run_finetuning(*arguments, callbacks: list[TrainerCallback] | None = None) -
 
     # --- build: model inputs, the model with its new head, the method's Trainer -------------------
     tokenized = _preprocess(plan)
+    train_dataset = tokenized["train"]
+    if data.train_stream is not None:  # --streaming: tokenised as it is read
+        train_dataset = task.preprocess_stream(
+            data.train_stream, plan.processor, data.input_columns, plan.max_length, plan.data_args
+        )
     set_seed(training_args.seed)  # the new head's random init follows --seed (Trainer seeds later)
     load_kwargs = method.model_load_kwargs(plan.method_args)  # the method's dtype / quantization config
     model, head = task.build_model(plan.model.path, plan.config, data.labels, plan.model_args, load_kwargs)
@@ -127,7 +133,7 @@ def run_finetuning(*arguments, callbacks: list[TrainerCallback] | None = None) -
         task, data, tokenized, collator, training_args, plan.method_args,
         model=model,
         args=training_args,
-        train_dataset=tokenized["train"],
+        train_dataset=train_dataset,
         eval_dataset=tokenized["validation"],
         processing_class=plan.processor,
         data_collator=collator,
@@ -149,7 +155,7 @@ def run_finetuning(*arguments, callbacks: list[TrainerCallback] | None = None) -
     )
 
     # --- evaluate: validation (the task's settings tuned on it), test, the method's own figures --------
-    metrics: dict[str, Any] = {**train_result.metrics, "train_samples": len(trainer.train_dataset)}
+    metrics: dict[str, Any] = {**train_result.metrics, "train_samples": _train_samples(trainer)}
     metrics.update(trainer.evaluate() if recalibrated else _final_eval_metrics(trainer))
     metrics["eval_samples"] = len(tokenized["validation"])
     metrics.update(task.after_training(trainer, model, data.labels))  # e.g. the multi-label threshold
@@ -187,6 +193,16 @@ def run_finetuning(*arguments, callbacks: list[TrainerCallback] | None = None) -
         metrics=metrics, output_dir=Path(output_dir), trainer=trainer, labels=data.labels, report=report,
         result_keys=(*task.result_keys(data.labels), *method.result_keys(task, data.labels)),
     )  # fmt: skip
+
+
+def _train_samples(trainer) -> int:
+    """Training rows: the training set's size, or for a stream (--streaming) the examples read."""
+    if has_length(trainer.train_dataset):
+        return len(trainer.train_dataset)
+    args = trainer.args
+    return (
+        trainer.state.global_step * args.train_batch_size * args.gradient_accumulation_steps * args.world_size
+    )
 
 
 def _preprocess(plan: RunPlan) -> DatasetDict:

@@ -13,10 +13,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from transformers.trainer_utils import IntervalStrategy
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from ._log import log
 from .data import LabelSpace, PreparedData, prepare_data
+from .data.streaming import EVALUATIONS, check_streaming
 from .errors import ConfigError, HftlError, ModelNotFoundError, first_line
 from .hub.publish import check_run_can_push
 from .methods import Method, check_method_switches, check_sharded_method, get_method, methods_with
@@ -120,6 +121,8 @@ def plan_run(
     model_args.model = model_args.model or task.demo_model
     data_args.dataset = data_args.dataset or task.demo_dataset
     check_method_switches(method, model_args, method_args)  # --from_scratch, --student_layers
+    if data_args.streaming:
+        check_streaming(task, method, data_args, training_args)  # --max_steps, and what needs every row
     if model_args.weights and task.modality != "image":
         raise ConfigError("--weights loads a timm architecture, which only --task image-classification uses.")
     push_to_hub = training_args.push_to_hub
@@ -166,6 +169,8 @@ def plan_run(
         # scoring the training rows each epoch tells nothing; they are scored once at the end
         training_args.eval_strategy = IntervalStrategy.NO
         log("eval_strategy no: the validation split is the training rows, scored once after training")
+    if data.train_stream is not None:
+        _stream_cadence(training_args)
     max_length = data_args.max_length
     check_room_for_text(processor, max_length, data.input_columns)  # needs the tokenizer's special tokens
     check_long_text(data_args, task=task, method=method, processor=processor, config=config,
@@ -250,6 +255,23 @@ def _auto_settings(
             value = tuned or fallback
             chosen.append(AutoSetting(option, value, (tuned_for if tuned else "default") if value else ""))
     return tuple(chosen)
+
+
+def _stream_cadence(training_args) -> None:
+    """A stream has no epochs that end within --max_steps: evaluate and save every tenth of the run instead
+    (a checkpoint to resume from), and let every process read its own share of the stream."""
+    every = max(1, training_args.max_steps // EVALUATIONS)
+    if training_args.eval_strategy == IntervalStrategy.EPOCH:
+        training_args.eval_strategy, training_args.eval_steps = IntervalStrategy.STEPS, every
+        log(f"streaming: evaluating every {every} steps (a stream's epoch has no known end)")
+    if training_args.save_strategy == SaveStrategy.EPOCH:
+        training_args.save_strategy, training_args.save_steps = (
+            SaveStrategy.STEPS,
+            training_args.eval_steps or every,
+        )
+    # Accelerate's default for a stream is process 0 reading every batch and sending each process its
+    # share; without it each process reads its own files, or its own batches of one file
+    training_args.accelerator_config.dispatch_batches = False
 
 
 def _training_rows(task, method, data) -> int:

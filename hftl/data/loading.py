@@ -24,7 +24,7 @@ from ._file_checks import (
 from .builtin import builtin_datasets, load_builtin
 from .conll import CONLL_SUFFIXES, read_conll
 
-__all__ = ["DataSource", "load_raw_dataset", "duplicated_columns", "FILE_FORMATS"]
+__all__ = ["DataSource", "load_raw_dataset", "duplicated_columns", "FILE_FORMATS", "split_files"]
 
 # pandas reads "NA", "null", "None", "nan" ... as missing by default; as class names or texts they are
 # values, so only an empty field is missing
@@ -145,6 +145,11 @@ def _load_folder(folder: Path, formats: dict = FILE_FORMATS) -> DatasetDict:
                 return load_dataset("imagefolder", data_dir=str(folder))
             except ValueError as exc:
                 raise _image_folder_error(exc, folder) from None
+    return _load_files(split_files(folder, formats), formats)
+
+
+def split_files(folder: Path, formats: dict = FILE_FORMATS) -> dict[str, str]:
+    """A folder's split files (``train.csv``, ``validation.jsonl`` ...) by split name; one train file."""
     data_files = {}
     for file in sorted(folder.iterdir()):
         split = SPLIT_FILE_STEMS.get(file.stem.lower())
@@ -160,7 +165,7 @@ def _load_folder(folder: Path, formats: dict = FILE_FORMATS) -> DatasetDict:
             f"Folder '{folder}' has no train file; name the files train.csv / validation.csv / test.csv "
             f"(or .json, .jsonl, .parquet, .tsv, .conll)."
         )
-    return _load_files(data_files, formats)
+    return data_files
 
 
 def _image_folder_error(exc: Exception, folder: Path) -> DatasetNotFoundError:

@@ -9,7 +9,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, IterableDataset
 
 from .._log import log
 from ..errors import DataError
@@ -17,7 +17,8 @@ from ..options.config import DataArguments
 from .builtin import builtin_datasets
 from .columns import find_label_column
 from .labels import LabelSpace, clean_label_names, is_unlabelled, missing_value_labels
-from .loading import DataSource, duplicated_columns, load_raw_dataset
+from .loading import DataSource, _strip_column_names, duplicated_columns, load_raw_dataset
+from .streaming import open_stream, training_stream
 
 __all__ = ["PreparedData", "prepare_data"]
 
@@ -48,6 +49,9 @@ class PreparedData:
     tuned: dict = field(default_factory=dict)
     unlabelled: Dataset | None = None
     validation_is_train: bool = False  # too few rows to hold any out: validation re-scores the training rows
+    # --streaming: what trains, read while training (labels encoded); ``splits["train"]`` is then the
+    # stream's first rows, which set the labels and the per-class counts
+    train_stream: IterableDataset | None = None
 
 
 def _carve(
@@ -171,7 +175,15 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
     """
     # a task that reads token/tag text (token classification) takes .txt/.tsv files as CoNLL files too
     token_text = getattr(task, "reads_token_text", False)
-    raw, source = load_raw_dataset(data_args.dataset, data_args.dataset_config, token_text=token_text)
+    stream, renamed = None, {}
+    if data_args.streaming:  # the head of the stream stands for train in every check (hftl/data/streaming.py)
+        raw, source, stream = open_stream(
+            data_args.dataset, data_args.dataset_config, data_args.label_scan_rows
+        )
+        renamed = {column: column.strip() for column in raw["train"].column_names if column != column.strip()}
+        raw = _strip_column_names(raw)
+    else:
+        raw, source = load_raw_dataset(data_args.dataset, data_args.dataset_config, token_text=token_text)
     if "train" not in raw:
         raise DataError(
             f"{source} has no train split (splits: {', '.join(raw) or 'none'}); provide one named 'train'."
@@ -282,6 +294,17 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
             )
 
     sizes = " / ".join(f"{name} {len(splits[name])}" for name in SPLITS)
+    train_stream = None
+    if stream is not None:
+        sizes = (
+            f"train: a stream (its first {len(raw['train'])} rows read for the labels) / "
+            + sizes.split(" / ", 1)[1]
+        )
+        train_stream = training_stream(
+            stream, task=task, data_args=data_args, labels=labels, input_columns=input_columns,
+            label_column=label_column, renamed=renamed, skip=len(raw["train"]) if carved else 0,
+            seed=data_args.split_seed,
+        )  # fmt: skip
     note = (
         f" (carved from train with split_seed {data_args.split_seed}: {', '.join(carved)})" if carved else ""
     )
@@ -297,4 +320,5 @@ def prepare_data(data_args: DataArguments, task, label_order: list[str] | None =
         tuned=dict(spec.tuned) if spec else {},
         unlabelled=unlabelled,
         validation_is_train=bool(reused),
+        train_stream=train_stream,
     )

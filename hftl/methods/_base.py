@@ -71,6 +71,8 @@ class Method:
     # trains under FSDP / DeepSpeed sharding: its saving goes through Trainer.save_model, which gathers
     # the shards; a method that saves otherwise says why not in ``unsharded_reason`` (docs/scaling.md)
     shards: ClassVar[bool] = False
+    # trains from a --streaming training set (one read as it trains, never whole in memory)
+    streams: ClassVar[bool] = True
     unsharded_reason: ClassVar[str] = "its saving doesn't gather sharded weights"
 
     # learning rates measured for this method on built-in datasets (dataset name -> rate): its auto rate there

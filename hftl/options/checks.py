@@ -92,6 +92,8 @@ OPTION_RULES: dict[str, Rule] = {
     "max_train_samples": ALL_OR_AT_MOST,
     "max_eval_samples": ALL_OR_AT_MOST,
     "max_test_samples": ALL_OR_AT_MOST,
+    "label_scan_rows": AT_LEAST_1,
+    "shuffle_buffer": AT_LEAST_1,
     "chunk_stride": AT_LEAST_0.named(
         "a number of tokens, at least 0", unset=" for a quarter of --max_length"
     ),

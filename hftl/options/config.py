@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from .checks import check_options
+from .streaming import StreamingOptions
 from .training_args import HftlTrainingArguments  # its own module; importable from here as before
 
 __all__ = [
@@ -82,7 +83,7 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
+class DataArguments(StreamingOptions):
     """Where the labelled data comes from and how it is split and tokenised.
 
     Args:

@@ -258,6 +258,12 @@ class Task:
     ) -> DatasetDict:
         raise NotImplementedError
 
+    streams: ClassVar[bool] = False  # --streaming: it tokenises a training stream (preprocess_stream)
+
+    def preprocess_stream(self, stream, processor, input_columns: list[str], max_length, data_args):
+        """``--streaming``: the model inputs of a ``datasets.IterableDataset``, computed as it is read."""
+        raise NotImplementedError
+
     def adjust_training_args(self, training_args) -> None:
         """Change Trainer options the task needs (e.g. keep raw columns for on-the-fly transforms)."""
 

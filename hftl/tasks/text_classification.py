@@ -139,27 +139,7 @@ class TextInputs(Task):
         if data_args.long_text != "truncate":
             return self._preprocess_long(data, processor, input_columns, max_length, data_args)
         max_chars = max_length * CHARS_PER_TOKEN_BOUND if max_length else None
-
-        def tokenize(batch):
-            texts = [batch[column] for column in input_columns]
-            cut = [False] * len(texts[0])
-            if max_chars:
-                for index in range(len(cut)):
-                    cut[index] = any(len(column[index]) > max_chars for column in texts)
-                # keep the end that truncation keeps
-                keep = slice(-max_chars, None) if processor.truncation_side == "left" else slice(max_chars)
-                texts = [[text[keep] for text in column] for column in texts]
-            encoded = processor(*texts, truncation=True, max_length=max_length)
-            encoded[_CUT] = cut
-            # a fast tokenizer keeps what truncation cut off as overflow; a column (not a counter)
-            # so the count survives datasets' cache
-            encoded[_TRUNCATED] = (
-                [bool(encoding.overflowing) for encoding in encoded.encodings]
-                if encoded.encodings is not None
-                else [len(ids) >= max_length for ids in encoded["input_ids"]]
-            )
-            return encoded
-
+        tokenize = _truncating_tokenizer(processor, input_columns, max_length)
         transform = _tokenize_fingerprint(processor, input_columns, max_length, tokenize)
         tokenized = _tokenize_splits(data, tokenize, transform, input_columns)
         cut = sum(sum(split[_CUT]) for split in tokenized.values())
@@ -177,6 +157,14 @@ class TextInputs(Task):
                 "the model sees only their beginning"
             )
         return tokenized.remove_columns([_TRUNCATED, _CUT])
+
+    def preprocess_stream(self, stream, processor, input_columns, max_length, data_args):
+        """``--streaming``: the training stream tokenised as it is read, as :meth:`preprocess` tokenises
+        a split (``--long_text truncate``; the others are refused at plan time)."""
+        tokenize = _truncating_tokenizer(processor, input_columns, max_length)
+        return stream.map(tokenize, batched=True, remove_columns=input_columns).remove_columns(
+            [_TRUNCATED, _CUT]
+        )
 
     @property
     def takes_long_text(self) -> bool:
@@ -248,6 +236,34 @@ class TextInputs(Task):
         return DocumentWindowsCollator(processor, pad_to_multiple_of=pad_to_multiple_of)
 
 
+def _truncating_tokenizer(processor, input_columns: list[str], max_length: int | None):
+    """The batched tokenising function of ``--long_text truncate``: texts longer than ``max_length`` x
+    CHARS_PER_TOKEN_BOUND characters are cut first, and each row says whether it was cut or truncated."""
+    max_chars = max_length * CHARS_PER_TOKEN_BOUND if max_length else None
+
+    def tokenize(batch):
+        texts = [batch[column] for column in input_columns]
+        cut = [False] * len(texts[0])
+        if max_chars:
+            for index in range(len(cut)):
+                cut[index] = any(len(column[index]) > max_chars for column in texts)
+            # keep the end that truncation keeps
+            keep = slice(-max_chars, None) if processor.truncation_side == "left" else slice(max_chars)
+            texts = [[text[keep] for text in column] for column in texts]
+        encoded = processor(*texts, truncation=True, max_length=max_length)
+        encoded[_CUT] = cut
+        # a fast tokenizer keeps what truncation cut off as overflow; a column (not a counter)
+        # so the count survives datasets' cache
+        encoded[_TRUNCATED] = (
+            [bool(encoding.overflowing) for encoding in encoded.encodings]
+            if encoded.encodings is not None
+            else [len(ids) >= max_length for ids in encoded["input_ids"]]
+        )
+        return encoded
+
+    return tokenize
+
+
 def _tokenize_splits(data: DatasetDict, tokenize, transform: str | None, input_columns) -> DatasetDict:
     return DatasetDict(
         {
@@ -307,6 +323,7 @@ class TextClassification(TextInputs, ClassificationTask):
 
     name = "text-classification"
     pipeline_tag = "text-classification"
+    streams = True
     peft_task_type = "SEQ_CLS"
     auto_model_class = AutoModelForSequenceClassification
     pools_text = True

@@ -59,6 +59,7 @@ class Distillation(Method):
     pools_document_windows = False  # its loss calls the student and teacher on windows, unpooled
     # the teacher runs unwrapped beside the student: untried beside a sharded one (docs/scaling.md)
     unsharded_reason = "a teacher beside a sharded student is untested"
+    streams = False  # cached teacher logits cover the whole training set
 
     @classmethod
     def tuned_learning_rate(cls, dataset, tuned) -> float | None:
