@@ -161,7 +161,8 @@ def report(rows: list[dict], args) -> None:
         + "\n\n"
         + "\n".join(lines)
         + "\n\nPeak RSS: the training process's maximum resident memory (ru_maxrss), "
-        "each run in a fresh process. Samples/s: Trainer's train_samples_per_second (training loop only).\n"
+        "each run in a fresh process. Samples/s: Trainer's train_samples_per_second (training loop only). "
+        "Test accuracy is no held-out figure: the file repeats the tweets, so test rows recur in training.\n"
     )
     name = "streaming-tiny" if args.tiny else "streaming"
     args.out.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from transformers.trainer_utils import has_length
 
 from ._log import log
 from .data import LabelSpace
+from .data.streaming import group_by_length
 from .errors import CheckpointError, TrainingStopped
 from .hub import write_card_and_images
 from .hub.publish import push_run
@@ -106,11 +107,7 @@ def run_finetuning(*arguments, callbacks: list[TrainerCallback] | None = None) -
 
     # --- build: model inputs, the model with its new head, the method's Trainer -------------------
     tokenized = _preprocess(plan)
-    train_dataset = tokenized["train"]
-    if data.train_stream is not None:  # --streaming: tokenised as it is read
-        train_dataset = task.preprocess_stream(
-            data.train_stream, plan.processor, data.input_columns, plan.max_length, plan.data_args
-        )
+    train_dataset = tokenized["train"] if data.train_stream is None else _stream_inputs(plan)
     set_seed(training_args.seed)  # the new head's random init follows --seed (Trainer seeds later)
     load_kwargs = method.model_load_kwargs(plan.method_args)  # the method's dtype / quantization config
     model, head = task.build_model(plan.model.path, plan.config, data.labels, plan.model_args, load_kwargs)
@@ -193,6 +190,19 @@ def run_finetuning(*arguments, callbacks: list[TrainerCallback] | None = None) -
         metrics=metrics, output_dir=Path(output_dir), trainer=trainer, labels=data.labels, report=report,
         result_keys=(*task.result_keys(data.labels), *method.result_keys(task, data.labels)),
     )  # fmt: skip
+
+
+def _stream_inputs(plan: RunPlan):
+    """--streaming: the training stream tokenised as it is read, in length-grouped batches by default."""
+    data, args = plan.data, plan.training_args
+    stream = plan.task.preprocess_stream(
+        data.train_stream, plan.processor, data.input_columns, plan.max_length, plan.data_args
+    )
+    if args.train_sampling_strategy == "group_by_length":
+        stream = group_by_length(
+            stream, args.per_device_train_batch_size * max(1, args.world_size), args.seed
+        )
+    return stream
 
 
 def _train_samples(trainer) -> int:

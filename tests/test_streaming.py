@@ -7,6 +7,7 @@ can't serve is refused in one line before anything loads. (Memory and speed: ben
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,44 @@ def test_what_a_stream_cant_serve_is_refused_in_one_line(
         finetune(**options)
     assert fragment in str(refused.value) and "\n" not in str(refused.value)
     assert not Path(options["output_dir"]).exists()  # nothing written
+
+
+def test_streamed_batches_are_grouped_by_length(tiny_options, tmp_path, monkeypatch):
+    """hftl's default --train_sampling_strategy group_by_length holds for a stream too: each batch's rows
+    come from a length-sorted group, so a batch pads little (random batches of these rows spread ~20)."""
+    from hftl.trainer import HftlTrainer
+
+    rng = random.Random(0)
+    rows = [{"text": " ".join(["word"] * rng.randint(1, 40)) + f" {row['text']}", "label": row["label"]}
+            for row in numbered(300)]  # fmt: skip
+    spreads, step = [], HftlTrainer.training_step
+
+    def recording(self, model, inputs, *args, **kwargs):
+        lengths = inputs["attention_mask"].sum(dim=1)
+        spreads.append(int(lengths.max() - lengths.min()))
+        return step(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(HftlTrainer, "training_step", recording)
+    options = {**tiny_options, "dataset": str(write_jsonl(tmp_path / "train.jsonl", rows)), "streaming": True,
+               "label_scan_rows": 40, "max_steps": 8}  # fmt: skip
+    finetune(**options)
+    assert len(spreads) == 8 and sum(spreads) / len(spreads) < 4
+
+
+def test_grouping_keeps_every_row_once_in_a_reproducible_order():
+    from datasets import Dataset
+
+    from hftl.data.streaming import group_by_length
+
+    rng = random.Random(1)
+    rows = Dataset.from_dict(
+        {"input_ids": [[7] * rng.randint(1, 30) for _ in range(450)], "labels": list(range(450))}
+    )
+    grouped = list(group_by_length(rows.to_iterable_dataset(), batch_size=3, seed=0))
+    assert sorted(row["labels"] for row in grouped) == list(range(450))
+    assert [row["labels"] for row in grouped] == [
+        row["labels"] for row in group_by_length(rows.to_iterable_dataset(), 3, 0)
+    ]
+    for start in range(0, 150, 3):  # the first group: 50 batches of 3, each from the sorted order
+        batch = [len(row["input_ids"]) for row in grouped[start : start + 3]]
+        assert max(batch) - min(batch) <= 1
