@@ -18,7 +18,7 @@ from transformers.trainer_utils import has_length
 
 from ._log import log
 from .data import LabelSpace
-from .data.streaming import group_by_length
+from .data.streaming import group_by_length, stream_read_error
 from .errors import CheckpointError, TrainingStopped
 from .hub import write_card_and_images
 from .hub.publish import push_run
@@ -247,6 +247,11 @@ def _train(trainer: HftlTrainer, plan: RunPlan):
                 "records no hftl_run.json to say which model wrote it); resume from a checkpoint of this model."
             ) from None
         raise
+    except Exception as error:  # --streaming: a bad row past the head only shows when training reads it
+        unreadable = stream_read_error(error, plan.data_args) if plan.data.train_stream is not None else None
+        if unreadable is None:
+            raise
+        raise unreadable from None
     _raise_if_stopped(trainer, plan.output_dir)
     return result
 

@@ -189,3 +189,19 @@ def test_grouping_keeps_every_row_once_in_a_reproducible_order():
     for start in range(0, 150, 3):  # the first group: 50 batches of 3, each from the sorted order
         batch = [len(row["input_ids"]) for row in grouped[start : start + 3]]
         assert max(batch) - min(batch) <= 1
+
+
+def test_an_unreadable_row_past_the_head_stops_the_run_in_one_line(tiny_options, tmp_path):
+    """The CSV reader parses the stream in chunks of 10,000 rows: row 15,000 is read mid-training."""
+    rows = make_rows(300)
+    lines = ["text,label"] + [f"{rows[i % 300]['text']},{rows[i % 300]['label']}" for i in range(20_000)]
+    lines[15_001] = "x,y,z,w"  # four fields where the header has two
+    path = tmp_path / "train.csv"
+    path.write_text("\n".join(lines) + "\n")
+    options = {**tiny_options, "dataset": str(path), "streaming": True, "label_scan_rows": 100,
+               "max_steps": 100, "per_device_train_batch_size": 256}  # fmt: skip
+    with pytest.raises(DataError) as stopped:
+        finetune(**options)
+    message = str(stopped.value)
+    assert message.startswith(f"A row of {path} past the first 100 rows can't be read: Error tokenizing data")
+    assert "--resume_from_checkpoint auto" in message and "\n" not in message

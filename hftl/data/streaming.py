@@ -27,7 +27,7 @@ from .builtin import builtin_datasets
 from .labels import _clean  # as clean_label_names cleans a split's labels
 from .loading import FILE_FORMATS, SPLIT_FILE_STEMS, DataSource, _load_files, split_files
 
-__all__ = ["check_streaming", "group_by_length", "open_stream", "training_stream"]
+__all__ = ["check_streaming", "group_by_length", "open_stream", "stream_read_error", "training_stream"]
 
 EVALUATIONS = 10  # a stream has no epochs: evaluate and save this many times over --max_steps
 GROUP = 50  # batches sorted by length together, as the mega-batches of transformers' LengthGroupedSampler
@@ -187,3 +187,26 @@ def group_by_length(
         return {key: [values[index] for index in picked] for key, values in rows.items()}
 
     return stream.map(regroup, batched=True, batch_size=GROUP * batch_size)
+
+
+def stream_read_error(error: Exception, data_args) -> DataError | None:
+    """One line for a row past the head that the reader can't parse (it surfaces mid-training, from inside
+    the data loader), or None for any other error."""
+    import json
+
+    import pandas
+    import pyarrow
+
+    unreadable = (
+        pyarrow.lib.ArrowInvalid,
+        pandas.errors.ParserError,
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+    )
+    if not isinstance(error, unreadable):
+        return None
+    return DataError(
+        f"A row of {data_args.dataset} past the first {data_args.label_scan_rows} rows can't be read: "
+        f"{first_line(error)}. Fix or remove it; the checkpoints saved so far resume "
+        "(--resume_from_checkpoint auto)."
+    )
