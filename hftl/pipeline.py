@@ -209,10 +209,7 @@ def _train_samples(trainer) -> int:
     """Training rows: the training set's size, or for a stream (--streaming) the examples read."""
     if has_length(trainer.train_dataset):
         return len(trainer.train_dataset)
-    args = trainer.args
-    return (
-        trainer.state.global_step * args.train_batch_size * args.gradient_accumulation_steps * args.world_size
-    )
+    return trainer.state.global_step * trainer._global_batch()
 
 
 def _preprocess(plan: RunPlan) -> DatasetDict:
