@@ -15,6 +15,10 @@ os.environ["HF_HOME"] = _HF_HOME
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("DISABLE_TQDM", "1")
+# Under pytest-xdist the workers share the cores: each (and every process a test starts, which inherits the
+# variable) gets its share of threads rather than all of them, so they don't oversubscribe the machine.
+if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -9,6 +9,7 @@ scenarios at once; each is resumed in this process afterwards."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
 import signal
 from dataclasses import dataclass
@@ -36,7 +37,9 @@ OPTIONS = dict(
     eval_strategy="no",
     seed=3,
 )
-RANDOM_STEP = random.randrange(1, 24)  # a different kill step each session; it is in the test id
+# a different kill step each session (it is in the test id); pytest-xdist's workers collect the same one, from
+# the run id they share
+RANDOM_STEP = random.Random(os.environ.get("PYTEST_XDIST_TESTRUNUID")).randrange(1, 24)
 
 
 @dataclass
