@@ -45,9 +45,11 @@ def draw(folder, **options):
     )
 
 
-def test_samples_per_class_is_exact_seeded_nested_and_leaves_the_test_set_alone(folder):
+def test_samples_per_class_is_exact_seeded_nested_and_leaves_the_test_set_alone(folder, capfd):
     counts, eight, rest, test = draw(folder, samples_per_class=8, split_seed=1)
-    assert counts == {"sport": 8, "tech": 8, "politics": 5}  # all 5 of the smaller class
+    assert counts == {"sport": 8, "tech": 8, "politics": 5}  # all 5 of the smaller class, said in one line
+    said = [line for line in capfd.readouterr().err.splitlines() if "classes that have fewer" in line]
+    assert said == ["[hftl] samples_per_class 8: all rows of the classes that have fewer: politics 5"]
     assert len(rest) == 45 - 21 and not rest & eight  # the other rows are the unlabelled rest
     assert draw(folder, samples_per_class=8, split_seed=1)[1] == eight  # same seed, same rows
     four = draw(folder, samples_per_class=4, split_seed=1)[1]
