@@ -296,7 +296,11 @@ def plot(cells: dict, path: Path, title: str) -> None:
         axis.set_xlabel("labelled examples per class")
         axis.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (mean ± std over seeds)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    legend = {}  # every system once, from whichever panel drew it (the probe may run on one dataset only)
+    for axis in axes[0]:
+        handles, labels = axis.get_legend_handles_labels()
+        legend.update(zip(labels, handles, strict=True))
+    axes[0][-1].legend(list(legend.values()), list(legend), fontsize=7, loc="lower right")
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
